@@ -1,0 +1,133 @@
+//! The sub-commands besides `serve`: bootstrap users and tokens, the demo.
+
+use anyhow::Context;
+use postino_db::{PgPool, api_tokens, lists, seed, users};
+use postino_domain::{
+    EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags, TokenName,
+};
+use rand::Rng;
+
+/// Hashes a password with argon2id off the async threads (it takes tens of
+/// milliseconds on purpose).
+///
+/// # Errors
+///
+/// If the hashing task panics.
+pub async fn hash_password(password: Password) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || password_auth::generate_hash(password.expose()))
+        .await
+        .context("password hashing failed")
+}
+
+/// A random password of 20 letters and digits (about 119 bits).
+#[must_use]
+pub fn random_password() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    (0..20)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
+}
+
+/// Creates a dashboard user.
+///
+/// # Errors
+///
+/// If the address is taken or invalid, or the database fails.
+pub async fn create_user(
+    pool: &PgPool,
+    email: &str,
+    name: &str,
+    password: Password,
+    role: Role,
+) -> anyhow::Result<users::User> {
+    let email = EmailAddress::parse(email).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    let hash = hash_password(password).await?;
+    let mut conn = pool.acquire().await?;
+    users::create(&mut conn, &email, name, &hash, role)
+        .await
+        .map_err(|e| match e {
+            postino_db::DbError::Conflict { .. } => {
+                anyhow::anyhow!("a user with e-mail {email} already exists")
+            }
+            other => other.into(),
+        })
+}
+
+/// Creates an API token and returns its secret.
+///
+/// # Errors
+///
+/// If the name is invalid or the database fails.
+pub async fn create_token(pool: &PgPool, name: &str) -> anyhow::Result<String> {
+    let name = TokenName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
+    let mut conn = pool.acquire().await?;
+    let (_, secret) = api_tokens::create(&mut conn, &name, None).await?;
+    Ok(secret.expose().to_owned())
+}
+
+/// What the demo set up, to print for the newcomer.
+#[derive(Debug)]
+pub struct DemoAccess {
+    /// Dashboard login.
+    pub email: String,
+    /// Its password (new on every start).
+    pub password: String,
+    /// An API token (new on every start).
+    pub token: String,
+    /// Subscribers on the demo list.
+    pub subscribers: i64,
+}
+
+/// The demo's list name, user and size.
+const DEMO_LIST: &str = "Demo newsletter";
+const DEMO_USER: &str = "admin@example.com";
+const DEMO_SUBSCRIBERS: i64 = 5_000;
+
+/// Seeds the demo data, idempotently: one list of generated subscribers, an
+/// admin user (password reset on every start) and a fresh API token.
+///
+/// # Errors
+///
+/// If the database fails.
+pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoAccess> {
+    let mut tx = pool.begin().await?;
+    let existing = lists::all(&mut tx)
+        .await?
+        .into_iter()
+        .find(|l| l.name.as_str() == DEMO_LIST);
+    let list = match existing {
+        Some(list) => list,
+        None => {
+            let new = lists::NewList {
+                name: ListName::parse(DEMO_LIST)?,
+                description: "Generated subscribers for trying Postino out.".to_owned(),
+                opt_in: OptIn::Single,
+                visibility: ListVisibility::Public,
+                tags: Tags::parse(&["demo"])?,
+            };
+            lists::create(&mut tx, &new).await?
+        }
+    };
+    seed::generated_subscribers(&mut tx, list.id, DEMO_SUBSCRIBERS, "reader", "example.com")
+        .await?;
+    let password = random_password();
+    let hash = hash_password(Password::parse(&password)?).await?;
+    let email = EmailAddress::parse(DEMO_USER)?;
+    match users::password_hash_for(&mut tx, &email).await {
+        Ok((user, _)) => users::set_password_hash(&mut tx, user.id, &hash).await?,
+        Err(postino_db::DbError::NotFound) => {
+            users::create(&mut tx, &email, "Demo admin", &hash, Role::Admin).await?;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let (_, secret) = api_tokens::create(&mut tx, &TokenName::parse("demo")?, None).await?;
+    let list = lists::get(&mut tx, list.uuid).await?;
+    tx.commit().await?;
+    Ok(DemoAccess {
+        email: DEMO_USER.to_owned(),
+        password,
+        token: secret.expose().to_owned(),
+        subscribers: list.counts.confirmed,
+    })
+}

@@ -1,0 +1,148 @@
+//! The `postino` binary's library: configuration, wiring and shutdown, kept
+//! out of `main.rs` so integration tests and benchmarks can start the real
+//! application on a random port.
+//!
+//! # Layout
+//!
+//! - [`settings`]: layered configuration.
+//! - [`telemetry`]: logging.
+//! - [`Application`]: start-up (database, migrations, listener) and the
+//!   serving loop under one cancellation token.
+//! - [`commands`]: the sub-commands besides `serve`.
+//!
+//! Dependency rule: this crate may depend on every other product crate;
+//! nothing depends on it except the benchmark tooling.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod commands;
+pub mod demo;
+pub mod settings;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use postino_db::PgPool;
+use postino_web::{AppState, WebSettings};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+
+/// A started application: database ready, listener bound, not yet serving.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    pool: PgPool,
+    settings: Settings,
+}
+
+/// Opens the database (creating it if missing) and applies migrations.
+///
+/// # Errors
+///
+/// One line naming `database.url` and what went wrong.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<PgPool> {
+    postino_db::ensure_database(&settings.database).await?;
+    let pool = postino_db::connect(&settings.database).await?;
+    postino_db::migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Parses and binds `http.listen`.
+///
+/// # Errors
+///
+/// One line naming `http.listen` and what went wrong.
+pub async fn bind(http: &WebSettings) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = http.listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "http.listen: {:?} is not an address such as 127.0.0.1:8080",
+            http.listen
+        )
+    })?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http.listen: cannot listen on {addr}"))
+}
+
+impl Application {
+    /// Prepares the database and binds the listener (port 0 picks a free port).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the setting at fault.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let listener = bind(&settings.http).await?;
+        let pool = open_database(&settings).await?;
+        Ok(Self {
+            listener,
+            pool,
+            settings,
+        })
+    }
+
+    /// The port actually bound.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The pool, for tests and seeding.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Serves until `shutdown` is cancelled, then lets in-flight requests
+    /// finish (each is bounded by the request timeout) and closes the pool.
+    ///
+    /// # Errors
+    ///
+    /// If the server fails or metrics cannot be set up.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let metrics = postino_web::prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let state = AppState {
+            db: self.pool.clone(),
+            metrics,
+            settings: self.settings.http.clone(),
+        };
+        let app = postino_web::router(state);
+        tracing::info!(address = %self.listener.local_addr()?, "listening");
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .context("web server failed")?;
+        self.pool.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Cancels `token` on SIGINT (Ctrl-C) or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+}

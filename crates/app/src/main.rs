@@ -1,0 +1,228 @@
+//! `postino`: the one binary. See `postino --help`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use postino_app::{Application, Settings, commands, open_database, telemetry};
+use postino_domain::{Password, Role};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "postino",
+    version,
+    about = "Self-hosted newsletters and campaigns"
+)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "POSTINO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        /// Address to listen on (overrides http.listen).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Which roles this process runs.
+        #[arg(long, value_enum, default_value_t = ServeRole::All)]
+        role: ServeRole,
+    },
+    /// The quick start: database, a demo list, an admin login and a token, the server.
+    Demo {
+        /// Address to listen on (overrides http.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage dashboard users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ServeRole {
+    /// Everything this build has.
+    All,
+    /// The HTTP server (API, dashboard, public pages).
+    Web,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user. The password is read from the first line of standard
+    /// input with --password-stdin, else generated and printed.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        #[arg(long, value_enum, default_value_t = RoleArg::Admin)]
+        role: RoleArg,
+        /// Read the password from standard input (keeps it out of shell history).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Editor,
+    Viewer,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token; it is printed once, alone on the last line.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line with the whole cause chain, no backtrace.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log);
+    match cli.command {
+        Command::Serve { listen, role: _ } => {
+            if let Some(listen) = listen {
+                settings.http.listen = listen;
+            }
+            serve(settings).await
+        }
+        Command::Demo { listen } => {
+            if let Some(listen) = listen {
+                settings.http.listen = listen;
+            }
+            demo(settings).await
+        }
+        Command::Migrate => {
+            open_database(&settings).await?.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    password_stdin,
+                },
+        } => {
+            let (password, generated) = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .lock()
+                    .read_line(&mut line)
+                    .context("reading the password")?;
+                (line.trim_end_matches(['\r', '\n']).to_owned(), false)
+            } else {
+                (commands::random_password(), true)
+            };
+            let password = Password::parse(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role = match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Editor => Role::Editor,
+                RoleArg::Viewer => Role::Viewer,
+            };
+            let pool = open_database(&settings).await?;
+            let user = commands::create_user(&pool, &email, &name, password.clone(), role).await?;
+            println!("created {} user {}", user.role, user.email);
+            if generated {
+                println!("password: {}", password.expose());
+            }
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create { name },
+        } => {
+            let pool = open_database(&settings).await?;
+            let token = commands::create_token(&pool, &name).await?;
+            println!("created API token {name:?}; it is shown only now:");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Openapi => {
+            let doc = postino_web::openapi()
+                .to_pretty_json()
+                .context("serialising the OpenAPI document")?;
+            println!("{doc}");
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let app = Application::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    postino_app::cancel_on_signals(shutdown.clone());
+    app.run_until_stopped(shutdown).await
+}
+
+async fn demo(mut settings: Settings) -> anyhow::Result<()> {
+    postino_app::demo::use_local_database(&mut settings).await?;
+    let root = settings.http.root_url.clone();
+    let app = Application::build(settings).await?;
+    let access = commands::seed_demo(app.pool()).await?;
+    let port = app.port();
+    let base = if root.contains(&format!(":{port}")) {
+        root
+    } else {
+        format!("http://127.0.0.1:{port}")
+    };
+    println!();
+    println!("Postino demo is running at {base}");
+    println!("  API docs:    {base}/api/docs");
+    println!(
+        "  demo list:   \"Demo newsletter\" with {} subscribers",
+        access.subscribers
+    );
+    println!("  login:       {} / {}", access.email, access.password);
+    println!("  API token:   {}", access.token);
+    println!(
+        "  try:         curl -H 'Authorization: Bearer {}' {base}/api/v1/lists",
+        access.token
+    );
+    println!("Press Ctrl-C to stop.");
+    let shutdown = CancellationToken::new();
+    postino_app::cancel_on_signals(shutdown.clone());
+    app.run_until_stopped(shutdown).await
+}

@@ -1,0 +1,85 @@
+//! Layered configuration: built-in defaults, then a TOML file, then
+//! `DATABASE_URL`, then `POSTINO__SECTION__KEY` environment variables.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use postino_db::DbSettings;
+use postino_web::WebSettings;
+use serde::Deserialize;
+
+/// Everything Postino can be configured with.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `[database]`: where PostgreSQL is.
+    pub database: DbSettings,
+    /// `[http]`: the web server.
+    pub http: WebSettings,
+    /// `[log]`: logging.
+    pub log: LogSettings,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `human` (default) or `json` (one object per line, for log shippers).
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `info,postino_web=debug`;
+    /// `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Human,
+            level: "info,sqlx=warn,tower_http=info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    Human,
+    /// JSON objects, one per line.
+    Json,
+}
+
+impl Settings {
+    /// Loads the layers. `file` is the `--config` path, if any; a file named
+    /// explicitly must exist.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the key and the source (file or variable) at fault.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(serde_json::json!({})));
+        if let Some(path) = file {
+            if !path.is_file() {
+                anyhow::bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(Serialized::default("database.url", url));
+        }
+        figment = figment.merge(Env::prefixed("POSTINO__").split("__"));
+        figment
+            .extract::<Settings>()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {}", one_line(&e)))
+    }
+}
+
+fn one_line(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}

@@ -1,0 +1,5 @@
+// The migrations live at the workspace root and are embedded by `sqlx::migrate!`;
+// rebuild when they change.
+fn main() {
+    println!("cargo:rerun-if-changed=../../migrations");
+}

@@ -1,0 +1,35 @@
+//! Postino's PostgreSQL store.
+//!
+//! Owns the connection pool and the migrations (embedded from the workspace's
+//! `migrations/` folder), and holds every SQL statement the product runs, each
+//! beside the function that runs it. Functions take a `&mut PgConnection` or
+//! an executor so the *caller* decides the transaction.
+//!
+//! # Layout
+//!
+//! - [`pool`]: connection settings, creating the database when missing, migrations.
+//! - [`lists`]: mailing lists and their subscriber counts.
+//! - [`subscribers`]: subscribers, list memberships, search, bulk actions, export.
+//! - [`users`]: dashboard users.
+//! - [`api_tokens`]: bearer tokens, stored hashed.
+//! - [`seed`]: generated subscribers for the demo and benchmarks.
+//! - [`local_cluster`]: a private PostgreSQL cluster for machines with the
+//!   binaries installed but no server running (tests and the demo).
+//! - [`error`]: [`DbError`].
+//!
+//! Dependency rule: depends only on `postino-domain` among workspace crates.
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod api_tokens;
+pub mod error;
+pub mod lists;
+pub mod local_cluster;
+pub mod pool;
+pub mod seed;
+pub mod subscribers;
+pub mod users;
+
+pub use error::DbError;
+pub use pool::{DbSettings, connect, ensure_database, migrate};
+pub use sqlx::{PgConnection, PgPool};

@@ -1,0 +1,36 @@
+//! Postino's domain: the values and rules every other crate shares.
+//!
+//! Everything here is pure Rust with no I/O, so the rules can be tested on
+//! their own and no database or HTTP type leaks into them. Values that come
+//! from outside (an e-mail address, a list name, a page cursor) are built only
+//! through fallible parsers, so code past the edge of the system cannot hold
+//! an invalid one.
+//!
+//! # Layout
+//!
+//! - [`email`]: the one place an e-mail address is validated and normalised.
+//! - [`lists`]: list names, opt-in and visibility, tags.
+//! - [`subscribers`]: subscriber names, attributes, subscriber and membership statuses.
+//! - [`users`]: dashboard users, their roles and passwords; API token names.
+//! - [`pagination`]: keyset cursors and page sizes.
+//! - [`error`]: [`DomainError`], what a parser says when it refuses a value.
+//!
+//! Dependency rule: this crate depends on no other workspace crate, and never
+//! on sqlx, axum, lettre or askama.
+#![warn(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod email;
+pub mod error;
+pub mod lists;
+pub mod pagination;
+pub mod subscribers;
+mod text;
+pub mod users;
+
+pub use email::EmailAddress;
+pub use error::DomainError;
+pub use lists::{ListName, ListVisibility, OptIn, Tags};
+pub use pagination::{Cursor, PageSize};
+pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};
+pub use users::{Password, Role, TokenName};

@@ -1,0 +1,120 @@
+//! `/api/v1/tokens`: API tokens, shown once and stored hashed.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use postino_db::api_tokens::{self, ApiToken};
+use postino_domain::TokenName;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{Problem, WebError};
+use crate::extract::{ApiJson, IdPath};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+}
+
+/// A token's record; the secret is never shown again after creation.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenResponse {
+    id: Uuid,
+    name: String,
+    /// The first characters of the secret, to recognise it.
+    prefix: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl From<ApiToken> for TokenResponse {
+    fn from(t: ApiToken) -> Self {
+        Self {
+            id: t.uuid,
+            name: t.name.into(),
+            prefix: t.prefix,
+            created_at: t.created_at,
+            last_used_at: t.last_used_at,
+            revoked_at: t.revoked_at,
+        }
+    }
+}
+
+/// A new token, with its secret: store it now, it cannot be shown again.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedToken {
+    #[serde(flatten)]
+    record: TokenResponse,
+    /// The secret, for `Authorization: Bearer <token>`.
+    token: String,
+}
+
+/// Every token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokensResponse {
+    items: Vec<TokenResponse>,
+}
+
+/// A new token.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateToken {
+    /// What it is for, 1 to 100 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    name: TokenName,
+}
+
+/// List tokens, newest first, revoked ones included.
+#[utoipa::path(get, path = "/tokens", tag = "tokens",
+    responses((status = 200, body = TokensResponse)))]
+async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokensResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let tokens = api_tokens::all(&mut conn).await?;
+    Ok(Json(TokensResponse {
+        items: tokens.into_iter().map(TokenResponse::from).collect(),
+    }))
+}
+
+/// Create a token. The response is the only time its secret is shown.
+#[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken,
+    responses((status = 201, body = CreatedToken),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+async fn create_token(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<CreatedToken>), WebError> {
+    let mut conn = state.db.acquire().await?;
+    let (record, secret) = api_tokens::create(&mut conn, &body.name, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            record: record.into(),
+            token: secret.expose().to_owned(),
+        }),
+    ))
+}
+
+/// Revoke a token; requests using it are refused from now on.
+#[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),
+    responses((status = 204),
+              (status = 404, body = Problem, content_type = "application/problem+json")))]
+async fn revoke_token(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, WebError> {
+    let mut conn = state.db.acquire().await?;
+    api_tokens::revoke(&mut conn, id)
+        .await
+        .map_err(|e| match e {
+            postino_db::DbError::NotFound => WebError::NotFound("token"),
+            other => other.into(),
+        })?;
+    Ok(StatusCode::NO_CONTENT)
+}

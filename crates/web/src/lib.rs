@@ -1,0 +1,156 @@
+//! Postino's HTTP surface.
+//!
+//! # Layout
+//!
+//! - [`router`]: the whole application as one axum `Router`, so tests can
+//!   drive it without a socket and the binary can serve it.
+//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens) and its
+//!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
+//! - `auth`: bearer-token authentication, applied to every API route at once.
+//! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
+//! - [`error`]: [`WebError`], the one mapping from failures to responses.
+//! - `extract`: JSON, query and path extractors whose errors name the field.
+//!
+//! Dependency rule: depends on `postino-db` and `postino-domain` (and, later,
+//! `postino-compose`); never on the scheduler or sender, which it meets only
+//! through database rows.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod api;
+mod auth;
+pub mod error;
+mod extract;
+mod ops;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Request, StatusCode};
+use axum::middleware;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use sqlx::PgPool;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa_swagger_ui::SwaggerUi;
+
+pub use auth::TokenId;
+pub use error::WebError;
+pub use ops::prometheus;
+
+/// HTTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSettings {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Public base URL, used in links that leave the server (e-mails).
+    pub root_url: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Requests running longer than this are answered 408 and dropped, so a
+    /// stuck request cannot hold a connection or block shutdown forever.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for WebSettings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+            root_url: "http://127.0.0.1:8080".to_owned(),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The connection pool.
+    pub db: PgPool,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// HTTP settings.
+    pub settings: WebSettings,
+}
+
+/// The OpenAPI document of the REST API.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api::router().into_openapi()
+}
+
+/// Every API operation as (method, full path template), read from the
+/// OpenAPI document, which is built from the same registrations as the router.
+#[must_use]
+pub fn api_operations() -> Vec<(Method, String)> {
+    let doc = openapi();
+    let mut ops = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        let full = format!("/api/v1{path}");
+        let candidates = [
+            (Method::GET, item.get.is_some()),
+            (Method::POST, item.post.is_some()),
+            (Method::PUT, item.put.is_some()),
+            (Method::PATCH, item.patch.is_some()),
+            (Method::DELETE, item.delete.is_some()),
+        ];
+        for (method, present) in candidates {
+            if present {
+                ops.push((method, full.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api::router().split_for_parts();
+    let api = api
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .fallback(|| async { WebError::NotFound("API route") });
+    let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    let body_limit = state.settings.max_body_bytes;
+    Router::new()
+        .nest("/api/v1", api)
+        .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let route = req
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map_or("unmatched", axum::extract::MatchedPath::as_str);
+                        let request_id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default();
+                        tracing::info_span!("request", method = %req.method(), route, request_id)
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(middleware::from_fn(ops::measure))
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    timeout,
+                ))
+                .layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .with_state(state)
+}
