@@ -4,11 +4,11 @@
 //!
 //! # Layout
 //!
-//! - [`settings`]: layered configuration.
-//! - [`telemetry`]: logging.
-//! - [`Application`]: start-up (database, migrations, listener) and the
+//! - [`settings`] — layered configuration.
+//! - [`telemetry`] — logging.
+//! - [`Application`] — start-up (database, migrations, listener) and the
 //!   serving loop under one cancellation token.
-//! - [`commands`]: the sub-commands besides `serve`.
+//! - [`commands`] — the sub-commands besides `serve`.
 //!
 //! Dependency rule: this crate may depend on every other product crate;
 //! nothing depends on it except the benchmark tooling.

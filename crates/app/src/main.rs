@@ -55,6 +55,8 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Print the effective configuration, passwords redacted.
+    Config,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -178,6 +180,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = commands::create_token(&pool, &name).await?;
             println!("created API token {name:?}; it is shown only now:");
             println!("{token}");
+            Ok(())
+        }
+        Command::Config => {
+            println!("{settings:#?}");
             Ok(())
         }
         Command::Openapi => {

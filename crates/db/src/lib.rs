@@ -7,15 +7,15 @@
 //!
 //! # Layout
 //!
-//! - [`pool`]: connection settings, creating the database when missing, migrations.
-//! - [`lists`]: mailing lists and their subscriber counts.
-//! - [`subscribers`]: subscribers, list memberships, search, bulk actions, export.
-//! - [`users`]: dashboard users.
-//! - [`api_tokens`]: bearer tokens, stored hashed.
-//! - [`seed`]: generated subscribers for the demo and benchmarks.
-//! - [`local_cluster`]: a private PostgreSQL cluster for machines with the
+//! - [`pool`] — connection settings, creating the database when missing, migrations.
+//! - [`lists`] — mailing lists and their subscriber counts.
+//! - [`subscribers`] — subscribers, list memberships, search, bulk actions, export.
+//! - [`users`] — dashboard users.
+//! - [`api_tokens`] — bearer tokens, stored hashed.
+//! - [`seed`] — generated subscribers for the demo and benchmarks.
+//! - [`local_cluster`] — a private PostgreSQL cluster for machines with the
 //!   binaries installed but no server running (tests and the demo).
-//! - [`error`]: [`DbError`].
+//! - [`error`] — [`DbError`], what repository functions fail with.
 //!
 //! Dependency rule: depends only on `postino-domain` among workspace crates.
 #![warn(missing_docs)]

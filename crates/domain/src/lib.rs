@@ -8,12 +8,12 @@
 //!
 //! # Layout
 //!
-//! - [`email`]: the one place an e-mail address is validated and normalised.
-//! - [`lists`]: list names, opt-in and visibility, tags.
-//! - [`subscribers`]: subscriber names, attributes, subscriber and membership statuses.
-//! - [`users`]: dashboard users, their roles and passwords; API token names.
-//! - [`pagination`]: keyset cursors and page sizes.
-//! - [`error`]: [`DomainError`], what a parser says when it refuses a value.
+//! - [`email`] — the one place an e-mail address is validated and normalised.
+//! - [`lists`] — list names, opt-in and visibility, tags.
+//! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
+//! - [`users`] — dashboard users, their roles and passwords; API token names.
+//! - [`pagination`] — keyset cursors and page sizes.
+//! - [`error`] — the error type what a parser says when it refuses a value.
 //!
 //! Dependency rule: this crate depends on no other workspace crate, and never
 //! on sqlx, axum, lettre or askama.

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - [`TestDb`]: clones a migrated template database (fast: a file copy, no
+//! - [`TestDb`] — clones a migrated template database (fast: a file copy, no
 //!   migrations per test) and drops the clone when the test ends.
 //! - The server: the one `DATABASE_URL` points at, else PostgreSQL on
 //!   127.0.0.1:5432, else a private cluster started once from the installed
@@ -171,6 +171,18 @@ impl TestDb {
     /// When the database cannot be reached.
     pub async fn connect(&self) -> anyhow::Result<PgConnection> {
         connect(&self.url).await
+    }
+}
+
+impl TestDb {
+    /// Opens a connection to the server's `postgres` database, for tests
+    /// that change the test database itself (cut connections, rename).
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached.
+    pub async fn connect_admin(&self) -> anyhow::Result<PgConnection> {
+        connect(&format!("{}/postgres", self.server)).await
     }
 }
 

@@ -53,6 +53,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WebErro
                 let (field, message) = field_and_message(&path, &inner.to_string());
                 WebError::Invalid(vec![FieldError::new(field, message)])
             }
+            // serde_json reports some type mismatches (a number where an enum
+            // is expected) as syntax errors; the document itself is fine.
+            _ if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok() => {
+                let field = if path == "." { String::new() } else { path };
+                WebError::Invalid(vec![FieldError::new(field, "has the wrong type")])
+            }
             _ => WebError::Malformed(format!("the body is not valid JSON: {inner}")),
         }
     })?;
@@ -77,8 +83,12 @@ fn field_and_message(path: &str, raw: &str) -> (String, String) {
     }
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let name = rest.split('`').next().unwrap_or_default();
+        // JSON reports an unknown key at its parent's path; query strings at
+        // the key's own path.
         let field = if parent.is_empty() {
             name.to_owned()
+        } else if parent == name || parent.ends_with(&format!(".{name}")) {
+            parent.to_owned()
         } else {
             format!("{parent}.{name}")
         };

@@ -2,13 +2,13 @@
 //!
 //! # Layout
 //!
-//! - [`router`]: the whole application as one axum `Router`, so tests can
+//! - [`router`] — the whole application as one axum `Router`, so tests can
 //!   drive it without a socket and the binary can serve it.
 //! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
 //! - `auth`: bearer-token authentication, applied to every API route at once.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
-//! - [`error`]: [`WebError`], the one mapping from failures to responses.
+//! - [`error`] — [`WebError`], the one mapping from failures to responses.
 //! - `extract`: JSON, query and path extractors whose errors name the field.
 //!
 //! Dependency rule: depends on `postino-db` and `postino-domain` (and, later,

@@ -324,13 +324,11 @@ async fn filter_from(
             ));
         }
     }
-    if let Some(attrs) = &body.attributes {
-        if !attrs.is_object() {
-            return Err(WebError::invalid(
-                field("attributes"),
-                "must be a JSON object",
-            ));
-        }
+    if body.attributes.as_ref().is_some_and(|a| !a.is_object()) {
+        return Err(WebError::invalid(
+            field("attributes"),
+            "must be a JSON object",
+        ));
     }
     Ok(SubscriberFilter {
         list_id,

@@ -1,0 +1,11 @@
+//! Integration tests: the real application on a random port, a fresh
+//! database per test, a real HTTP client.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+mod auth;
+mod helpers;
+mod lists;
+mod ops;
+mod startup;
+mod subscribers;
+mod tokens;
