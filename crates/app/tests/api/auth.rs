@@ -5,7 +5,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{spawn_app, spawn_app_with};
 
 fn concrete(path: &str) -> String {
     // Replace every {param} with a syntactically valid id.
@@ -105,4 +105,32 @@ async fn the_route_table_covers_every_resource() {
             "{expected} missing from {paths:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn every_api_route_with_a_body_refuses_one_over_the_size_limit() {
+    let app = spawn_app_with(|s| s.http.max_body_bytes = 64 * 1024).await;
+    let big = json!({"name": "x".repeat(100 * 1024)});
+    let mut checked = 0;
+    for (method, path) in postino_web::api_operations() {
+        if !matches!(method.as_str(), "POST" | "PATCH" | "PUT") || path.ends_with("/erase") {
+            continue;
+        }
+        let method = Method::from_bytes(method.as_str().as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method.clone(), app.url(&concrete(&path)))
+            .bearer_auth(&app.token)
+            .json(&big)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "{method} {path}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "only {checked} routes take a body");
 }

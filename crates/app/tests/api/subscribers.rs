@@ -139,6 +139,9 @@ async fn a_subscriber_is_updated_and_deleted() {
     app.delete(&format!("/api/v1/subscribers/{id}"))
         .await
         .expect_problem(StatusCode::NOT_FOUND, "");
+    app.patch(&format!("/api/v1/subscribers/{id}"), json!({"name": "B"}))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "");
 }
 
 #[tokio::test]
@@ -213,6 +216,15 @@ async fn memberships_are_added_without_overriding_an_unsubscribe_and_removed() {
     app.delete(&format!("{path}/{offers}"))
         .await
         .expect_problem(StatusCode::NOT_FOUND, "");
+    app.delete(&format!("{path}/{}", uuid::Uuid::new_v4()))
+        .await
+        .expect_problem(StatusCode::NOT_FOUND, "");
+    app.delete(&format!(
+        "/api/v1/subscribers/{}/lists/{news}",
+        uuid::Uuid::new_v4()
+    ))
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "");
     app.post(&path, json!({"lists": []}))
         .await
         .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "lists");
