@@ -22,8 +22,10 @@ pub mod telemetry;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use postino_compose::LinkSigner;
 use postino_db::PgPool;
 use postino_web::{AppState, WebSettings};
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -66,6 +68,41 @@ pub async fn bind(http: &WebSettings) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("http.listen: cannot listen on {addr}"))
 }
 
+/// Which parts of Postino a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Everything.
+    All,
+    /// The HTTP server only.
+    Web,
+    /// The scheduler only.
+    Scheduler,
+}
+
+/// The key that signs links in messages: configured, or generated once and
+/// kept in the database.
+///
+/// # Errors
+///
+/// If the configured key is too short or the database fails.
+pub async fn link_signer(settings: &Settings, pool: &PgPool) -> anyhow::Result<LinkSigner> {
+    match &settings.links.secret {
+        Some(secret) => {
+            let key = secret.expose_secret();
+            anyhow::ensure!(
+                key.len() >= 32,
+                "links.secret must be at least 32 characters"
+            );
+            Ok(LinkSigner::new(key.as_bytes()))
+        }
+        None => {
+            let mut conn = pool.acquire().await?;
+            let key = postino_db::secrets::get_or_create(&mut conn, "link_signing_key").await?;
+            Ok(LinkSigner::new(&key))
+        }
+    }
+}
+
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     ///
@@ -101,18 +138,42 @@ impl Application {
     ///
     /// If the server fails or metrics cannot be set up.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        self.run(Role::All, shutdown).await
+    }
+
+    /// Serves `role` until `shutdown` is cancelled; see [`Application::run_until_stopped`].
+    ///
+    /// # Errors
+    ///
+    /// If the server fails or metrics cannot be set up.
+    pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
         let metrics = postino_web::prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+        let relay = postino_smtp::Relay::new(&self.settings.smtp)?;
         let state = AppState {
             db: self.pool.clone(),
             metrics,
             settings: self.settings.http.clone(),
+            campaigns: self.settings.campaigns.clone(),
+            signer: link_signer(&self.settings, &self.pool).await?,
+            relay,
         };
+        let scheduler = matches!(role, Role::All | Role::Scheduler).then(|| {
+            tokio::spawn(postino_scheduler::run(
+                self.pool.clone(),
+                self.settings.scheduler.clone(),
+                shutdown.clone(),
+            ))
+        });
         let app = postino_web::router(state);
         tracing::info!(address = %self.listener.local_addr()?, "listening");
         axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
             .context("web server failed")?;
+        if let Some(scheduler) = scheduler {
+            shutdown.cancel();
+            let _ = scheduler.await;
+        }
         self.pool.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use postino_app::{Application, Settings, commands, open_database, telemetry};
+use postino_app::{Application, Role as AppRole, Settings, commands, open_database, telemetry};
 use postino_domain::{Password, Role};
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,24 @@ enum Command {
     Openapi,
     /// Print the effective configuration, passwords redacted.
     Config,
+    /// A local SMTP server that captures mail and injects faults (never a relay).
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:2525")]
+        listen: std::net::SocketAddr,
+        /// Share of recipients refused with 451 (0.0 to 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        temp_fail: f64,
+        /// Share of recipients refused with 550 (0.0 to 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        perm_fail: f64,
+        /// Delay before answering each message, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Write each accepted message to this folder as an .eml file.
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -65,6 +83,8 @@ enum ServeRole {
     All,
     /// The HTTP server (API, dashboard, public pages).
     Web,
+    /// The scheduler: starts due campaigns and enqueues their recipients.
+    Scheduler,
 }
 
 #[derive(Subcommand)]
@@ -123,12 +143,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let mut settings = Settings::load(cli.config.as_deref())?;
     telemetry::init(&settings.log);
     match cli.command {
-        Command::Serve { listen, role: _ } => {
+        Command::Serve { listen, role } => {
             if let Some(listen) = listen {
                 settings.http.listen = listen;
             }
-            serve(settings).await
+            let role = match role {
+                ServeRole::All => AppRole::All,
+                ServeRole::Web => AppRole::Web,
+                ServeRole::Scheduler => AppRole::Scheduler,
+            };
+            serve(settings, role).await
         }
+        Command::Sink {
+            listen,
+            temp_fail,
+            perm_fail,
+            delay_ms,
+            store,
+        } => sink(listen, temp_fail, perm_fail, delay_ms, store).await,
         Command::Demo { listen } => {
             if let Some(listen) = listen {
                 settings.http.listen = listen;
@@ -196,11 +228,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let app = Application::build(settings).await?;
+async fn serve(settings: Settings, role: AppRole) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     postino_app::cancel_on_signals(shutdown.clone());
-    app.run_until_stopped(shutdown).await
+    if role == AppRole::Scheduler {
+        // No listener: many scheduler processes may share a host.
+        let pool = open_database(&settings).await?;
+        postino_scheduler::run(pool.clone(), settings.scheduler.clone(), shutdown).await;
+        pool.close().await;
+        return Ok(());
+    }
+    let app = Application::build(settings).await?;
+    app.run(role, shutdown).await
+}
+
+async fn sink(
+    listen: std::net::SocketAddr,
+    temp_fail: f64,
+    perm_fail: f64,
+    delay_ms: u64,
+    store: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&temp_fail),
+        "--temp-fail must be between 0 and 1"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&perm_fail),
+        "--perm-fail must be between 0 and 1"
+    );
+    let sink = postino_sink::Sink::start(postino_sink::SinkConfig {
+        listen,
+        temp_fail,
+        perm_fail,
+        delay: std::time::Duration::from_millis(delay_ms),
+        store,
+        keep: false,
+    })
+    .await
+    .with_context(|| format!("--listen: cannot listen on {listen}"))?;
+    println!(
+        "postino sink listening on {} (captures mail, delivers nothing); Ctrl-C to stop",
+        sink.addr()
+    );
+    let shutdown = CancellationToken::new();
+    postino_app::cancel_on_signals(shutdown.clone());
+    shutdown.cancelled().await;
+    let counts = sink.counts();
+    println!(
+        "accepted {} messages, refused {} temporarily and {} permanently, over {} connections",
+        counts.accepted, counts.refused_temp, counts.refused_perm, counts.connections
+    );
+    Ok(())
 }
 
 async fn demo(mut settings: Settings) -> anyhow::Result<()> {

@@ -6,7 +6,10 @@ use std::path::Path;
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use postino_db::DbSettings;
-use postino_web::WebSettings;
+use postino_scheduler::SchedulerSettings;
+use postino_smtp::SmtpSettings;
+use postino_web::{CampaignSettings, WebSettings};
+use secrecy::SecretString;
 use serde::Deserialize;
 
 /// Everything Postino can be configured with.
@@ -19,6 +22,24 @@ pub struct Settings {
     pub http: WebSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+    /// `[smtp]`: the relay messages go out through.
+    pub smtp: SmtpSettings,
+    /// `[scheduler]`: campaign start and enqueue.
+    pub scheduler: SchedulerSettings,
+    /// `[campaigns]`: rules for campaigns.
+    pub campaigns: CampaignSettings,
+    /// `[links]`: signing of links in messages.
+    pub links: LinkSettings,
+}
+
+/// How links in messages are signed.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LinkSettings {
+    /// The signing key (at least 32 characters). When unset, Postino
+    /// generates one and keeps it in the database, so links stay valid
+    /// across restarts and across processes.
+    pub secret: Option<SecretString>,
 }
 
 /// How logs are written.

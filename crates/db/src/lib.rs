@@ -10,6 +10,10 @@
 //! - [`pool`] — connection settings, creating the database when missing, migrations.
 //! - [`lists`] — mailing lists and their subscriber counts.
 //! - [`subscribers`] — subscribers, list memberships, search, bulk actions, export.
+//! - [`templates`] — layouts that wrap campaign bodies.
+//! - [`campaigns`] — campaigns, their lists and lifecycle transitions.
+//! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
+//! - [`secrets`] — secrets Postino generates for itself (the link-signing key).
 //! - [`users`] — dashboard users.
 //! - [`api_tokens`] — bearer tokens, stored hashed.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
@@ -22,12 +26,16 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod api_tokens;
+pub mod campaigns;
+pub mod deliveries;
 pub mod error;
 pub mod lists;
 pub mod local_cluster;
 pub mod pool;
+pub mod secrets;
 pub mod seed;
 pub mod subscribers;
+pub mod templates;
 pub mod users;
 
 pub use error::DbError;

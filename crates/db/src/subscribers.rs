@@ -580,6 +580,67 @@ pub async fn remove_many_from_list(
     Ok(qb.build().execute(conn).await?.rows_affected())
 }
 
+/// Unsubscribes a subscriber from every list of a campaign, recording one
+/// event per list left. Idempotent: returns how many memberships changed
+/// (0 when they had left already).
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if the campaign or subscriber does not exist.
+pub async fn unsubscribe_from_campaign(
+    conn: &mut PgConnection,
+    campaign: Uuid,
+    subscriber: Uuid,
+    source: &str,
+) -> Result<u64, DbError> {
+    let ids = sqlx::query!(
+        r#"SELECT c.id AS campaign_id, s.id AS subscriber_id
+           FROM campaigns c, subscribers s WHERE c.uuid = $1 AND s.uuid = $2"#,
+        campaign,
+        subscriber
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let changed = sqlx::query!(
+        r#"WITH left_lists AS (
+               UPDATE subscriber_lists sl SET status = 'unsubscribed', updated_at = now()
+               FROM campaign_lists cl
+               WHERE cl.campaign_id = $1 AND sl.list_id = cl.list_id
+                 AND sl.subscriber_id = $2 AND sl.status <> 'unsubscribed'
+               RETURNING sl.list_id
+           )
+           INSERT INTO subscription_events (subscriber_id, list_id, campaign_id, kind, source)
+           SELECT $2, list_id, $1, 'unsubscribed', $3 FROM left_lists"#,
+        ids.campaign_id,
+        ids.subscriber_id,
+        source
+    )
+    .execute(conn)
+    .await?;
+    Ok(changed.rows_affected())
+}
+
+/// The subscriber with this address (case-insensitively), if any.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn find_by_email(
+    conn: &mut PgConnection,
+    email: &EmailAddress,
+) -> Result<Option<Subscriber>, DbError> {
+    let id = sqlx::query_scalar!(
+        "SELECT id FROM subscribers WHERE lower(email) = lower($1)",
+        email.as_str()
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    match id {
+        Some(id) => Ok(Some(get_by_id(conn, id).await?)),
+        None => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //!
+//! - [`campaigns`] — the campaign lifecycle, body formats, header values.
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
@@ -20,6 +21,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod campaigns;
 pub mod email;
 pub mod error;
 pub mod lists;
@@ -28,6 +30,7 @@ pub mod subscribers;
 mod text;
 pub mod users;
 
+pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
 pub use email::EmailAddress;
 pub use error::DomainError;
 pub use lists::{ListName, ListVisibility, OptIn, Tags};

@@ -6,6 +6,7 @@
 //!   drive it without a socket and the binary can serve it.
 //! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
+//! - `public`: pages subscribers reach from messages (unsubscribe).
 //! - `auth`: bearer-token authentication, applied to every API route at once.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
@@ -21,6 +22,7 @@ mod auth;
 pub mod error;
 mod extract;
 mod ops;
+mod public;
 
 use std::time::Duration;
 
@@ -68,6 +70,24 @@ impl Default for WebSettings {
     }
 }
 
+/// Rules for campaigns.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CampaignSettings {
+    /// Refuse to start a campaign whose body (or layout) has no
+    /// `{{ unsubscribe_url }}` link. Turn off only for transactional-style
+    /// mail where the law allows it.
+    pub require_unsubscribe_link: bool,
+}
+
+impl Default for CampaignSettings {
+    fn default() -> Self {
+        Self {
+            require_unsubscribe_link: true,
+        }
+    }
+}
+
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -77,6 +97,12 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: WebSettings,
+    /// Campaign rules.
+    pub campaigns: CampaignSettings,
+    /// Signs and checks the links in messages.
+    pub signer: postino_compose::LinkSigner,
+    /// The SMTP relay for test sends.
+    pub relay: postino_smtp::Relay,
 }
 
 /// The OpenAPI document of the REST API.
@@ -123,6 +149,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
+        .merge(public::router())
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))

@@ -46,7 +46,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    tokio::spawn(app.run(postino_app::Role::Web, shutdown.clone()));
     TestApp {
         address,
         client: reqwest::Client::new(),

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
 
 mod auth;
+mod campaigns;
 mod helpers;
 mod lists;
 mod ops;

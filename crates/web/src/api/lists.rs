@@ -113,7 +113,7 @@ fn description(raw: &str) -> Result<String, WebError> {
 
 /// List every list with its subscriber counts.
 #[utoipa::path(get, path = "/lists", tag = "lists",
-    responses((status = 200, body = ListsResponse)))]
+    responses((status = 200, description = "OK", body = ListsResponse)))]
 async fn list_lists(State(state): State<AppState>) -> Result<Json<ListsResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
     let items = lists::all(&mut conn).await?;
@@ -124,8 +124,8 @@ async fn list_lists(State(state): State<AppState>) -> Result<Json<ListsResponse>
 
 /// Create a list.
 #[utoipa::path(post, path = "/lists", tag = "lists", request_body = CreateList,
-    responses((status = 201, body = ListResponse),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "Created", body = ListResponse),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn create_list(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateList>,
@@ -144,8 +144,8 @@ async fn create_list(
 
 /// Get one list.
 #[utoipa::path(get, path = "/lists/{id}", tag = "lists", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ListResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ListResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn get_list(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -158,9 +158,9 @@ async fn get_list(
 /// Change a list.
 #[utoipa::path(patch, path = "/lists/{id}", tag = "lists", params(("id" = Uuid, Path)),
     request_body = UpdateList,
-    responses((status = 200, body = ListResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ListResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn update_list(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -182,8 +182,8 @@ async fn update_list(
 
 /// Delete a list and its memberships; its subscribers stay.
 #[utoipa::path(delete, path = "/lists/{id}", tag = "lists", params(("id" = Uuid, Path)),
-    responses((status = 204),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn delete_list(
     State(state): State<AppState>,
     IdPath(id): IdPath,

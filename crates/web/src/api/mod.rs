@@ -4,8 +4,10 @@
 //! document *is* the route table: the auth test walks it to prove no route
 //! answers without a token.
 
+mod campaigns;
 mod lists;
 mod subscribers;
+mod templates;
 mod tokens;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -18,7 +20,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Postino API",
-        description = "Manage lists, subscribers and API tokens. Authenticate with \
+        description = "Manage lists, subscribers, templates, campaigns and API tokens. Authenticate with \
                        `Authorization: Bearer <token>`; create a first token with \
                        `postino token create --name NAME`. Errors are RFC 9457 problem documents.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only"),
@@ -29,6 +31,8 @@ use crate::AppState;
     tags(
         (name = "lists", description = "Mailing lists"),
         (name = "subscribers", description = "Subscribers and their list memberships"),
+        (name = "templates", description = "Layouts that wrap campaign bodies"),
+        (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -51,5 +55,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(lists::router())
         .merge(subscribers::router())
+        .merge(templates::router())
+        .merge(campaigns::router())
         .merge(tokens::router())
 }

@@ -343,8 +343,8 @@ async fn filter_from(
 
 /// Search subscribers, one page at a time, in creation order.
 #[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(SearchParams),
-    responses((status = 200, body = SubscriberPage),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SubscriberPage),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn search_subscribers(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<SearchParams>,
@@ -395,9 +395,9 @@ async fn search_subscribers(
 
 /// Create a subscriber, optionally on some lists.
 #[utoipa::path(post, path = "/subscribers", tag = "subscribers", request_body = CreateSubscriber,
-    responses((status = 201, body = SubscriberResponse),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "Created", body = SubscriberResponse),
+              (status = 409, description = "Conflicts with the current state", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn create_subscriber(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateSubscriber>,
@@ -417,8 +417,8 @@ async fn create_subscriber(
 
 /// Get one subscriber.
 #[utoipa::path(get, path = "/subscribers/{id}", tag = "subscribers", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriberResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SubscriberResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn get_subscriber(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -433,10 +433,10 @@ async fn get_subscriber(
 /// Change a subscriber.
 #[utoipa::path(patch, path = "/subscribers/{id}", tag = "subscribers", params(("id" = Uuid, Path)),
     request_body = UpdateSubscriber,
-    responses((status = 200, body = SubscriberResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SubscriberResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Conflicts with the current state", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn update_subscriber(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -458,8 +458,8 @@ async fn update_subscriber(
 
 /// Delete a subscriber and their memberships.
 #[utoipa::path(delete, path = "/subscribers/{id}", tag = "subscribers", params(("id" = Uuid, Path)),
-    responses((status = 204),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn delete_subscriber(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -474,9 +474,9 @@ async fn delete_subscriber(
 /// Add a subscriber to lists.
 #[utoipa::path(post, path = "/subscribers/{id}/lists", tag = "subscribers", params(("id" = Uuid, Path)),
     request_body = AddToLists,
-    responses((status = 200, body = SubscriberResponse),
-              (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SubscriberResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn add_to_lists(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -504,8 +504,8 @@ async fn add_to_lists(
 /// Remove a subscriber from one list.
 #[utoipa::path(delete, path = "/subscribers/{id}/lists/{list_id}", tag = "subscribers",
     params(("id" = Uuid, Path), ("list_id" = Uuid, Path)),
-    responses((status = 204),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn remove_from_list(
     State(state): State<AppState>,
     IdPath2(id, list): IdPath2,
@@ -526,8 +526,8 @@ async fn remove_from_list(
 
 /// Blocklist, delete, add to or remove from a list many subscribers at once.
 #[utoipa::path(post, path = "/subscribers/bulk", tag = "subscribers", request_body = BulkAction,
-    responses((status = 200, body = BulkResult),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = BulkResult),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn bulk_action(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkAction>,
@@ -603,8 +603,8 @@ async fn bulk_action(
 
 /// Download everything held on one subscriber, as JSON.
 #[utoipa::path(get, path = "/subscribers/{id}/export", tag = "subscribers", params(("id" = Uuid, Path)),
-    responses((status = 200, body = SubscriberExport),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = SubscriberExport),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn export_subscriber(
     State(state): State<AppState>,
     IdPath(id): IdPath,
@@ -630,8 +630,8 @@ async fn export_subscriber(
 
 /// Erase a subscriber: remove every record Postino holds on them (GDPR art. 17).
 #[utoipa::path(post, path = "/subscribers/{id}/erase", tag = "subscribers", params(("id" = Uuid, Path)),
-    responses((status = 200, body = ErasureReceipt),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "OK", body = ErasureReceipt),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn erase_subscriber(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -73,7 +73,7 @@ pub(crate) struct CreateToken {
 
 /// List tokens, newest first, revoked ones included.
 #[utoipa::path(get, path = "/tokens", tag = "tokens",
-    responses((status = 200, body = TokensResponse)))]
+    responses((status = 200, description = "OK", body = TokensResponse)))]
 async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokensResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
     let tokens = api_tokens::all(&mut conn).await?;
@@ -84,8 +84,8 @@ async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokensRespons
 
 /// Create a token. The response is the only time its secret is shown.
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken,
-    responses((status = 201, body = CreatedToken),
-              (status = 422, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "Created", body = CreatedToken),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn create_token(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateToken>,
@@ -103,8 +103,8 @@ async fn create_token(
 
 /// Revoke a token; requests using it are refused from now on.
 #[utoipa::path(delete, path = "/tokens/{id}", tag = "tokens", params(("id" = Uuid, Path)),
-    responses((status = 204),
-              (status = 404, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
 async fn revoke_token(
     State(state): State<AppState>,
     IdPath(id): IdPath,

@@ -1,0 +1,140 @@
+//! The delivery queue: one row per recipient per campaign. The scheduler
+//! fills it here; the sender drains it.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+
+use crate::DbError;
+
+/// What one enqueue step did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnqueueStep {
+    /// The highest subscriber key this step considered; the next step starts
+    /// after it. `None` when no eligible subscriber was left: enqueue is done.
+    pub last: Option<i64>,
+    /// Deliveries created (fewer than considered when some existed already).
+    pub inserted: u64,
+}
+
+/// Enqueues the next `limit` eligible recipients of a campaign after
+/// subscriber key `after`, and records progress on the campaign.
+///
+/// Eligible: enabled subscribers with a membership on one of the campaign's
+/// lists that is confirmed, or unconfirmed on a single opt-in list.
+/// Blocklisted subscribers, unsubscribed memberships and unconfirmed ones on
+/// double opt-in lists are never enqueued. A subscriber on several target
+/// lists gets one delivery (DISTINCT here, and the unique key on
+/// (campaign_id, subscriber_id) whoever else enqueues at the same time).
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn enqueue_step(
+    conn: &mut PgConnection,
+    campaign_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<EnqueueStep, DbError> {
+    // The candidates come from the membership primary key (list_id,
+    // subscriber_id): one index range scan per target list from the cursor,
+    // merged in subscriber order, so each step costs the same however far
+    // into a million-member audience it is.
+    let row = sqlx::query!(
+        r#"WITH candidates AS (
+               SELECT DISTINCT sl.subscriber_id
+               FROM campaign_lists cl
+               JOIN lists l ON l.id = cl.list_id
+               JOIN subscriber_lists sl ON sl.list_id = cl.list_id
+               WHERE cl.campaign_id = $1
+                 AND sl.subscriber_id > $2
+                 AND (sl.status = 'confirmed' OR (sl.status = 'unconfirmed' AND l.opt_in = 'single'))
+               ORDER BY sl.subscriber_id
+               LIMIT $3
+           ), inserted AS (
+               INSERT INTO deliveries (campaign_id, subscriber_id)
+               SELECT $1, c.subscriber_id
+               FROM candidates c JOIN subscribers s ON s.id = c.subscriber_id
+               WHERE s.status = 'enabled'
+               ON CONFLICT (campaign_id, subscriber_id) DO NOTHING
+               RETURNING 1
+           ), progress AS (
+               UPDATE campaigns SET
+                   enqueue_cursor = COALESCE((SELECT max(subscriber_id) FROM candidates), enqueue_cursor),
+                   enqueued_at = CASE WHEN NOT EXISTS (SELECT 1 FROM candidates) THEN now() ELSE enqueued_at END
+               WHERE id = $1
+           )
+           SELECT (SELECT max(subscriber_id) FROM candidates) AS "last",
+                  (SELECT count(*) FROM inserted) AS "inserted!""#,
+        campaign_id,
+        after,
+        limit,
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(EnqueueStep {
+        last: row.last,
+        inserted: u64::try_from(row.inserted).unwrap_or(0),
+    })
+}
+
+/// Deliveries of one campaign by state, and how fast they are going.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    /// Waiting to be sent (including retries not yet due).
+    pub queued: i64,
+    /// Claimed by a sender right now.
+    pub sending: i64,
+    /// Accepted by the relay.
+    pub sent: i64,
+    /// Given up on.
+    pub failed: i64,
+    /// Not sent on purpose (unsubscribed meanwhile, campaign cancelled).
+    pub skipped: i64,
+    /// Sent in the last 60 seconds.
+    pub sent_last_minute: i64,
+}
+
+/// Counts for one campaign.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn counts(conn: &mut PgConnection, campaign_id: i64) -> Result<DeliveryCounts, DbError> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'queued') AS "queued!",
+                  count(*) FILTER (WHERE status = 'sending') AS "sending!",
+                  count(*) FILTER (WHERE status = 'sent') AS "sent!",
+                  count(*) FILTER (WHERE status = 'failed') AS "failed!",
+                  count(*) FILTER (WHERE status = 'skipped') AS "skipped!",
+                  count(*) FILTER (WHERE status = 'sent' AND sent_at > now() - interval '60 seconds') AS "sent_last_minute!"
+           FROM deliveries WHERE campaign_id = $1"#,
+        campaign_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(DeliveryCounts {
+        queued: row.queued,
+        sending: row.sending,
+        sent: row.sent,
+        failed: row.failed,
+        skipped: row.skipped,
+        sent_last_minute: row.sent_last_minute,
+    })
+}
+
+/// Puts deliveries whose lease expired (their worker died) back in the queue.
+/// Returns how many.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, DbError> {
+    let result = sqlx::query!(
+        r#"UPDATE deliveries SET status = 'queued', lease_until = NULL, updated_at = now()
+           WHERE status = 'sending' AND lease_until < $1"#,
+        now
+    )
+    .execute(conn)
+    .await?;
+    Ok(result.rows_affected())
+}

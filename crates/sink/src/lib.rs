@@ -1,0 +1,206 @@
+//! `postino sink`: a local SMTP server for the demo, tests and benchmarks.
+//!
+//! It speaks real SMTP over TCP (EHLO, PIPELINING, 8BITMIME, SMTPUTF8, SIZE,
+//! AUTH PLAIN/LOGIN accepted without checking), records each accepted
+//! message in memory and optionally as an `.eml` file, and can inject faults:
+//! a share of temporary (451) and permanent (550) refusals, a delay before
+//! each reply to DATA, and recipients whose local part starts with `tempfail`
+//! or `permfail` always fail that way. It is never a relay: it delivers
+//! nothing anywhere.
+//!
+//! # Layout
+//!
+//! - [`SinkConfig`] — what to listen on and which faults to inject.
+//! - [`Sink`] — a running server: its address, what it received, stop.
+//! - `session` — one SMTP conversation.
+//!
+//! Dependency rule: depends on no workspace crate.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod session;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// How the sink behaves.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Share (0.0–1.0) of recipients refused with 451 (try again later).
+    pub temp_fail: f64,
+    /// Share (0.0–1.0) of recipients refused with 550 (permanent).
+    pub perm_fail: f64,
+    /// Delay before answering each message's DATA.
+    pub delay: Duration,
+    /// Write each accepted message here as `<n>.eml`, exactly as received.
+    pub store: Option<PathBuf>,
+    /// Keep accepted messages in memory for [`Sink::messages`]; off for
+    /// benchmarks, where only counts matter.
+    pub keep: bool,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            temp_fail: 0.0,
+            perm_fail: 0.0,
+            delay: Duration::ZERO,
+            store: None,
+            keep: true,
+        }
+    }
+}
+
+/// One accepted message.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// The envelope sender (MAIL FROM), without brackets.
+    pub mail_from: String,
+    /// The accepted envelope recipients (RCPT TO), without brackets.
+    pub rcpt_to: Vec<String>,
+    /// The message as received, dot-unstuffed, CRLF line endings.
+    pub data: Vec<u8>,
+    /// When the final reply to DATA was sent.
+    pub at: SystemTime,
+    /// The SMTP session it came in (connections are numbered from 1).
+    pub connection: u64,
+}
+
+impl Received {
+    /// The message as text (lossy), for assertions.
+    #[must_use]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// Counters and captured mail, shared by every session.
+#[derive(Debug, Default)]
+pub(crate) struct State {
+    pub(crate) messages: Mutex<Vec<Received>>,
+    pub(crate) per_recipient: Mutex<HashMap<String, u64>>,
+    pub(crate) accepted: AtomicU64,
+    pub(crate) refused_temp: AtomicU64,
+    pub(crate) refused_perm: AtomicU64,
+    pub(crate) connections: AtomicU64,
+}
+
+/// Counts of what the sink saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Messages accepted (one per DATA, whatever the recipient count).
+    pub accepted: u64,
+    /// Recipients refused with a 4xx.
+    pub refused_temp: u64,
+    /// Recipients refused with a 5xx.
+    pub refused_perm: u64,
+    /// SMTP connections opened.
+    pub connections: u64,
+}
+
+/// A running sink. Dropping it stops accepting new connections.
+#[derive(Debug)]
+pub struct Sink {
+    addr: SocketAddr,
+    state: Arc<State>,
+    stop: CancellationToken,
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Sink {
+    /// Binds and starts serving in the background.
+    ///
+    /// # Errors
+    ///
+    /// If the address cannot be bound or the store directory created.
+    pub async fn start(config: SinkConfig) -> std::io::Result<Self> {
+        if let Some(dir) = &config.store {
+            std::fs::create_dir_all(dir)?;
+        }
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State::default());
+        let stop = CancellationToken::new();
+        let config = Arc::new(config);
+        let (st, cancel) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = cancel.cancelled() => break,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let id = st.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                let (st, config, cancel) = (st.clone(), config.clone(), cancel.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        result = session::serve(stream, id, &config, &st) => {
+                            if let Err(e) = result {
+                                tracing::debug!(error = %e, connection = id, "sink session ended with an error");
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { addr, state, stop })
+    }
+
+    /// The address it listens on.
+    #[must_use]
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every accepted message so far (empty when `keep` is off).
+    #[must_use]
+    pub fn messages(&self) -> Vec<Received> {
+        self.state
+            .messages
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// How many messages each recipient got.
+    #[must_use]
+    pub fn per_recipient(&self) -> HashMap<String, u64> {
+        self.state
+            .per_recipient
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn counts(&self) -> Counts {
+        Counts {
+            accepted: self.state.accepted.load(Ordering::Relaxed),
+            refused_temp: self.state.refused_temp.load(Ordering::Relaxed),
+            refused_perm: self.state.refused_perm.load(Ordering::Relaxed),
+            connections: self.state.connections.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting connections and ends open sessions.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+}

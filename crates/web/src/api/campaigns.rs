@@ -1,0 +1,785 @@
+//! `/api/v1/campaigns`: campaigns, their lifecycle, previews, test sends and
+//! progress.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, FixedOffset, Utc};
+use postino_compose::{
+    CampaignSource, CompiledCampaign, MessageParams, Recipient, Rendered, TemplateError,
+    build_message,
+};
+use postino_db::campaigns::{self, Campaign, CampaignFields};
+use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
+use postino_domain::campaigns::{header_text, parse_subject};
+use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
+use postino_smtp::SendOutcome;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{FieldError, Problem, WebError};
+use crate::extract::{ApiJson, IdPath};
+
+/// Most addresses one test send may go to.
+const MAX_TEST_RECIPIENTS: usize = 10;
+/// Largest body or template accepted.
+const MAX_BODY_BYTES: usize = 512 * 1024;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_campaigns, create_campaign))
+        .routes(routes!(get_campaign, update_campaign, delete_campaign))
+        .routes(routes!(change_status))
+        .routes(routes!(preview))
+        .routes(routes!(test_send))
+        .routes(routes!(stats))
+}
+
+/// A campaign.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CampaignResponse {
+    id: Uuid,
+    name: String,
+    subject: String,
+    from_name: String,
+    from_email: String,
+    reply_to: Option<String>,
+    body: String,
+    body_format: BodyFormat,
+    text_body: Option<String>,
+    /// The layout's id.
+    template: Option<Uuid>,
+    lists: Vec<Uuid>,
+    tags: Vec<String>,
+    headers: Vec<CustomHeader>,
+    status: CampaignStatus,
+    send_at: Option<DateTime<Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Campaign> for CampaignResponse {
+    fn from(c: Campaign) -> Self {
+        let f = c.fields;
+        Self {
+            id: c.uuid,
+            name: f.name,
+            subject: f.subject,
+            from_name: f.from_name,
+            from_email: f.from_email.into(),
+            reply_to: f.reply_to.map(String::from),
+            body: f.body,
+            body_format: f.body_format,
+            text_body: f.text_body,
+            template: c.template_uuid,
+            lists: c.lists,
+            tags: f.tags.into(),
+            headers: f.headers,
+            status: c.status,
+            send_at: c.send_at,
+            started_at: c.started_at,
+            finished_at: c.finished_at,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// Every campaign, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CampaignsResponse {
+    items: Vec<CampaignResponse>,
+}
+
+/// A campaign's content; on update, absent fields stay as they are.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CampaignBody {
+    /// Internal name, 1 to 200 characters.
+    name: Option<String>,
+    /// Subject template, one line.
+    subject: Option<String>,
+    /// Sender's display name, one line.
+    from_name: Option<String>,
+    #[schema(value_type = Option<String>, format = Email)]
+    from_email: Option<EmailAddress>,
+    #[schema(value_type = Option<String>, format = Email)]
+    reply_to: Option<EmailAddress>,
+    /// Body template, checked when saved.
+    body: Option<String>,
+    body_format: Option<BodyFormat>,
+    /// Plain-text alternative; generated from the HTML when absent.
+    text_body: Option<String>,
+    /// Layout id.
+    template: Option<Uuid>,
+    /// Target lists.
+    lists: Option<Vec<Uuid>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    tags: Option<Tags>,
+    /// Extra headers; reserved ones (From, Subject, List-Unsubscribe, …) are refused.
+    headers: Option<Vec<CustomHeader>>,
+}
+
+/// A move in the campaign's lifecycle.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusChange {
+    status: CampaignStatus,
+    /// For `scheduled`: when to start, RFC 3339 with a time zone offset.
+    send_at: Option<DateTime<FixedOffset>>,
+}
+
+/// Whom to render a preview for.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewRequest {
+    /// A subscriber's id; a sample subscriber when absent.
+    subscriber: Option<Uuid>,
+}
+
+/// A header of the rendered message.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct HeaderLine {
+    name: String,
+    value: String,
+}
+
+/// The message one subscriber would get.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PreviewResponse {
+    subject: String,
+    html: Option<String>,
+    text: String,
+    headers: Vec<HeaderLine>,
+    /// The whole MIME message.
+    mime: String,
+}
+
+/// Addresses for a test send.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TestSendRequest {
+    /// 1 to 10 addresses.
+    #[schema(value_type = Vec<String>)]
+    emails: Vec<EmailAddress>,
+}
+
+/// What the SMTP server said for one test address.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TestSendResult {
+    email: String,
+    accepted: bool,
+    /// SMTP reply code, when the server answered.
+    code: Option<u16>,
+    /// SMTP reply text, or the connection error.
+    reply: String,
+}
+
+/// Results of a test send.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TestSendResponse {
+    results: Vec<TestSendResult>,
+}
+
+/// Progress of a campaign.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatsResponse {
+    status: CampaignStatus,
+    /// Deliveries enqueued so far (everyone, once `enqueued` is true).
+    total: i64,
+    /// Whether the whole audience has been enqueued.
+    enqueued: bool,
+    queued: i64,
+    sending: i64,
+    sent: i64,
+    failed: i64,
+    skipped: i64,
+    /// Messages sent in the last minute.
+    rate_per_minute: i64,
+    /// Seconds until the queue is empty at the current rate; null when idle.
+    eta_seconds: Option<i64>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+}
+
+fn campaign_not_found(e: DbError) -> WebError {
+    match e {
+        DbError::NotFound => WebError::NotFound("campaign"),
+        other => other.into(),
+    }
+}
+
+fn template_error(e: TemplateError) -> WebError {
+    let TemplateError {
+        field,
+        line,
+        reason,
+    } = e;
+    let line = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+    WebError::invalid(field, line + &reason)
+}
+
+/// A campaign's content with every field present, checked.
+struct Checked {
+    fields: CampaignFields,
+    list_ids: Vec<i64>,
+}
+
+/// Merges `body` over `base` (absent fields keep the base's values), checks
+/// every field and compiles the templates. Returns all field errors at once.
+async fn check(
+    conn: &mut PgConnection,
+    base: Option<&Campaign>,
+    body: CampaignBody,
+) -> Result<(Checked, CompiledCampaign), WebError> {
+    let mut errors = Vec::new();
+    let mut require = |field: &str, value: Option<String>| -> String {
+        value.unwrap_or_else(|| {
+            errors.push(FieldError::new(field, "is required"));
+            String::new()
+        })
+    };
+    let base_f = base.map(|c| &c.fields);
+    let name = require("name", body.name.or_else(|| base_f.map(|f| f.name.clone())));
+    let subject = require(
+        "subject",
+        body.subject.or_else(|| base_f.map(|f| f.subject.clone())),
+    );
+    let content = require("body", body.body.or_else(|| base_f.map(|f| f.body.clone())));
+    let from_email = body
+        .from_email
+        .or_else(|| base_f.map(|f| f.from_email.clone()));
+    if from_email.is_none() {
+        errors.push(FieldError::new("from_email", "is required"));
+    }
+    let from_name = body
+        .from_name
+        .or_else(|| base_f.map(|f| f.from_name.clone()))
+        .unwrap_or_default();
+    let reply_to = body
+        .reply_to
+        .or_else(|| base_f.and_then(|f| f.reply_to.clone()));
+    let body_format = body
+        .body_format
+        .or_else(|| base_f.map(|f| f.body_format))
+        .unwrap_or_default();
+    let text_body = body
+        .text_body
+        .or_else(|| base_f.and_then(|f| f.text_body.clone()));
+    let tags = body
+        .tags
+        .or_else(|| base_f.map(|f| f.tags.clone()))
+        .unwrap_or_default();
+    let headers = body
+        .headers
+        .or_else(|| base_f.map(|f| f.headers.clone()))
+        .unwrap_or_default();
+    let list_uuids = body
+        .lists
+        .or_else(|| base.map(|c| c.lists.clone()))
+        .unwrap_or_default();
+    let template_uuid = body.template.or_else(|| base.and_then(|c| c.template_uuid));
+
+    let name = match postino_domain::ListName::parse(&name) {
+        Ok(n) => n.as_str().to_owned(),
+        Err(e) => {
+            errors.push(FieldError::new("name", e.reason));
+            name
+        }
+    };
+    if let Err(e) = parse_subject(&subject) {
+        errors.push(FieldError::new("subject", e.reason));
+    }
+    if let Err(e) = header_text(&from_name, "from name", 0, 200) {
+        errors.push(FieldError::new("from_name", e.reason));
+    }
+    if content.len() > MAX_BODY_BYTES
+        || text_body.as_ref().is_some_and(|t| t.len() > MAX_BODY_BYTES)
+    {
+        errors.push(FieldError::new("body", "must be at most 512 KiB"));
+    }
+    if headers.len() > 20 {
+        errors.push(FieldError::new("headers", "at most 20 custom headers"));
+    }
+    let found = lists::resolve(conn, &list_uuids).await?;
+    let mut list_ids = Vec::with_capacity(list_uuids.len());
+    for (i, uuid) in list_uuids.iter().enumerate() {
+        match found.iter().find(|(u, _, _)| u == uuid) {
+            Some(&(_, id, _)) => list_ids.push(id),
+            None => errors.push(FieldError::new(
+                format!("lists[{i}]"),
+                format!("no list has id {uuid}"),
+            )),
+        }
+    }
+    let layout = match template_uuid {
+        Some(uuid) => match templates::get(conn, uuid).await {
+            Ok(l) => Some(l),
+            Err(DbError::NotFound) => {
+                errors.push(FieldError::new(
+                    "template",
+                    format!("no template has id {uuid}"),
+                ));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if !errors.is_empty() {
+        return Err(WebError::Invalid(errors));
+    }
+    let compiled = CompiledCampaign::compile(&CampaignSource {
+        uuid: base.map_or(Uuid::nil(), |c| c.uuid),
+        name: &name,
+        subject: &subject,
+        body: &content,
+        format: body_format,
+        text_body: text_body.as_deref(),
+        layout: layout.as_ref().map(|l| l.body.as_str()),
+    })
+    .map_err(template_error)?;
+    let from_email = from_email.ok_or_else(|| WebError::invalid("from_email", "is required"))?;
+    Ok((
+        Checked {
+            fields: CampaignFields {
+                name,
+                subject,
+                from_name: from_name.trim().to_owned(),
+                from_email,
+                reply_to,
+                body: content,
+                body_format,
+                text_body,
+                template_id: layout.as_ref().map(|l| l.id),
+                tags,
+                headers,
+            },
+            list_ids,
+        },
+        compiled,
+    ))
+}
+
+/// Compiles a stored campaign (it was checked when saved).
+async fn compile_stored(
+    conn: &mut PgConnection,
+    c: &Campaign,
+) -> Result<(CompiledCampaign, Option<String>), WebError> {
+    let layout = match c.fields.template_id {
+        Some(id) => Some(templates::get_by_id(conn, id).await?.body),
+        None => None,
+    };
+    let f = &c.fields;
+    let compiled = CompiledCampaign::compile(&CampaignSource {
+        uuid: c.uuid,
+        name: &f.name,
+        subject: &f.subject,
+        body: &f.body,
+        format: f.body_format,
+        text_body: f.text_body.as_deref(),
+        layout: layout.as_deref(),
+    })
+    .map_err(template_error)?;
+    Ok((compiled, layout))
+}
+
+/// List campaigns.
+#[utoipa::path(get, path = "/campaigns", tag = "campaigns", responses((status = 200, description = "OK", body = CampaignsResponse)))]
+async fn list_campaigns(
+    State(state): State<AppState>,
+) -> Result<Json<CampaignsResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let items = campaigns::all(&mut conn).await?;
+    Ok(Json(CampaignsResponse {
+        items: items.into_iter().map(CampaignResponse::from).collect(),
+    }))
+}
+
+/// Create a draft campaign. Templates are checked now, not at send time.
+#[utoipa::path(post, path = "/campaigns", tag = "campaigns", request_body = CampaignBody,
+    responses((status = 201, description = "Created", body = CampaignResponse),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn create_campaign(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CampaignBody>,
+) -> Result<(StatusCode, Json<CampaignResponse>), WebError> {
+    let mut tx = state.db.begin().await?;
+    let (checked, _) = check(&mut tx, None, body).await?;
+    let campaign = campaigns::create(&mut tx, &checked.fields, &checked.list_ids).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(campaign.into())))
+}
+
+/// Get a campaign.
+#[utoipa::path(get, path = "/campaigns/{id}", tag = "campaigns", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = CampaignResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn get_campaign(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<CampaignResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(
+        campaigns::get(&mut conn, id)
+            .await
+            .map_err(campaign_not_found)?
+            .into(),
+    ))
+}
+
+fn not_in_state(c: &Campaign, doing: &str) -> WebError {
+    WebError::Conflict {
+        field: "status".to_owned(),
+        message: format!("cannot {doing} a campaign that is {}", c.status),
+    }
+}
+
+/// Change a campaign's content (draft, scheduled or paused campaigns only).
+#[utoipa::path(patch, path = "/campaigns/{id}", tag = "campaigns", params(("id" = Uuid, Path)),
+    request_body = CampaignBody,
+    responses((status = 200, description = "OK", body = CampaignResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Conflicts with the current state", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn update_campaign(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<CampaignBody>,
+) -> Result<Json<CampaignResponse>, WebError> {
+    let mut tx = state.db.begin().await?;
+    let current = campaigns::get(&mut tx, id)
+        .await
+        .map_err(campaign_not_found)?;
+    if !current.status.is_editable() {
+        return Err(not_in_state(&current, "edit"));
+    }
+    let (checked, _) = check(&mut tx, Some(&current), body).await?;
+    let campaign =
+        campaigns::update(&mut tx, current.id, &checked.fields, &checked.list_ids).await?;
+    tx.commit().await?;
+    Ok(Json(campaign.into()))
+}
+
+/// Delete a campaign that is not sending (draft, scheduled, finished or cancelled).
+#[utoipa::path(delete, path = "/campaigns/{id}", tag = "campaigns", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Conflicts with the current state", body = Problem, content_type = "application/problem+json")))]
+async fn delete_campaign(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let current = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    if matches!(
+        current.status,
+        CampaignStatus::Running | CampaignStatus::Paused
+    ) {
+        return Err(not_in_state(&current, "delete"));
+    }
+    campaigns::delete(&mut conn, current.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Move a campaign through its lifecycle: schedule (with `send_at`), start
+/// (`running`), pause, resume (`running`), cancel, or back to `draft` from
+/// `scheduled`. An illegal move is a 409 naming the current state.
+#[utoipa::path(put, path = "/campaigns/{id}/status", tag = "campaigns", params(("id" = Uuid, Path)),
+    request_body = StatusChange,
+    responses((status = 200, description = "OK", body = CampaignResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Conflicts with the current state", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn change_status(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<StatusChange>,
+) -> Result<Json<CampaignResponse>, WebError> {
+    let mut tx = state.db.begin().await?;
+    let current = campaigns::get(&mut tx, id)
+        .await
+        .map_err(campaign_not_found)?;
+    let to = body.status;
+    if to == CampaignStatus::Finished || !current.status.can_transition_to(to) {
+        return Err(WebError::Conflict {
+            field: "status".to_owned(),
+            message: format!("a campaign that is {} cannot become {to}", current.status),
+        });
+    }
+    let send_at = body.send_at.map(|t| t.with_timezone(&Utc));
+    match (to, send_at) {
+        (CampaignStatus::Scheduled, None) => {
+            return Err(WebError::invalid(
+                "send_at",
+                "is required to schedule a campaign",
+            ));
+        }
+        (CampaignStatus::Scheduled, Some(at)) if at <= Utc::now() => {
+            return Err(WebError::invalid(
+                "send_at",
+                "must be in the future; to send now, set status running",
+            ));
+        }
+        (CampaignStatus::Scheduled, _) => {}
+        (_, Some(_)) => return Err(WebError::invalid("send_at", "is only used when scheduling")),
+        _ => {}
+    }
+    if matches!(to, CampaignStatus::Scheduled | CampaignStatus::Running)
+        && current.status != CampaignStatus::Paused
+    {
+        ready_to_send(&mut tx, &current, state.campaigns.require_unsubscribe_link).await?;
+    }
+    if !campaigns::transition(&mut tx, current.id, current.status, to, send_at).await? {
+        return Err(WebError::Conflict {
+            field: "status".to_owned(),
+            message: "the campaign changed state meanwhile; reload it and try again".to_owned(),
+        });
+    }
+    let campaign = campaigns::get_by_id(&mut tx, current.id).await?;
+    tx.commit().await?;
+    Ok(Json(campaign.into()))
+}
+
+/// A campaign may start only with lists, a body that renders, and (unless
+/// turned off) an unsubscribe link in what recipients see.
+async fn ready_to_send(
+    conn: &mut PgConnection,
+    c: &Campaign,
+    require_unsubscribe: bool,
+) -> Result<(), WebError> {
+    if c.lists.is_empty() {
+        return Err(WebError::invalid(
+            "lists",
+            "a campaign needs at least one list before it can start",
+        ));
+    }
+    let (_, layout) = compile_stored(conn, c).await?;
+    if require_unsubscribe {
+        let mentions = |s: &str| s.contains("unsubscribe_url");
+        let visible = mentions(&c.fields.body)
+            || layout.as_deref().is_some_and(mentions)
+            || c.fields.text_body.as_deref().is_some_and(mentions);
+        if !visible {
+            return Err(WebError::invalid(
+                "body",
+                "add an unsubscribe link ({{ unsubscribe_url }}) to the body or its template before sending",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Renders the message for `recipient` and builds its MIME form.
+fn render_message(
+    state: &AppState,
+    campaign: &Campaign,
+    compiled: &CompiledCampaign,
+    recipient: &Recipient,
+    to: &EmailAddress,
+) -> Result<(Rendered, postino_compose::OutgoingMessage), WebError> {
+    let token = state.signer.unsubscribe_token(campaign.uuid, recipient.id);
+    let unsubscribe_url = format!(
+        "{}/unsubscribe/{token}",
+        state.settings.root_url.trim_end_matches('/')
+    );
+    let rendered = compiled
+        .render(recipient, &unsubscribe_url)
+        .map_err(template_error)?;
+    let host = url_host(&state.settings.root_url);
+    let list_id = campaign
+        .lists
+        .first()
+        .map(|l| format!("{}.{host}", l.simple()));
+    let message = build_message(
+        &rendered,
+        &MessageParams {
+            from_name: &campaign.fields.from_name,
+            from_email: &campaign.fields.from_email,
+            reply_to: campaign.fields.reply_to.as_ref(),
+            to_name: &recipient.name,
+            to_email: to,
+            unsubscribe_url: &unsubscribe_url,
+            list_id: list_id.as_deref(),
+            headers: &campaign.fields.headers,
+        },
+    )
+    .map_err(|e| WebError::Internal(Box::new(e)))?;
+    Ok((rendered, message))
+}
+
+fn url_host(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("localhost")
+        .to_owned()
+}
+
+fn recipient_of(s: &postino_db::subscribers::Subscriber) -> Recipient {
+    Recipient {
+        id: s.uuid,
+        email: s.email.to_string(),
+        name: s.name.as_str().to_owned(),
+        attributes: s.attributes.as_map().clone(),
+        created_at: s.created_at,
+    }
+}
+
+/// Render the campaign for one subscriber (or a sample one): subject, HTML,
+/// text, headers and the raw MIME message.
+#[utoipa::path(post, path = "/campaigns/{id}/preview", tag = "campaigns", params(("id" = Uuid, Path)),
+    request_body = PreviewRequest,
+    responses((status = 200, description = "OK", body = PreviewResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn preview(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<PreviewRequest>,
+) -> Result<Json<PreviewResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let campaign = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    let (compiled, _) = compile_stored(&mut conn, &campaign).await?;
+    let (recipient, to) = match body.subscriber {
+        Some(uuid) => match subscribers::get(&mut conn, uuid).await {
+            Ok(s) => (recipient_of(&s), s.email),
+            Err(DbError::NotFound) => {
+                return Err(WebError::invalid(
+                    "subscriber",
+                    format!("no subscriber has id {uuid}"),
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => {
+            let sample = Recipient::sample();
+            let to =
+                EmailAddress::parse(&sample.email).map_err(|e| WebError::Internal(Box::new(e)))?;
+            (sample, to)
+        }
+    };
+    let (rendered, message) = render_message(&state, &campaign, &compiled, &recipient, &to)?;
+    let mime = String::from_utf8_lossy(&message.bytes).into_owned();
+    Ok(Json(PreviewResponse {
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        headers: header_lines(&mime),
+        mime,
+    }))
+}
+
+/// The header block of a MIME message, unfolded.
+fn header_lines(mime: &str) -> Vec<HeaderLine> {
+    let head = mime.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines: Vec<HeaderLine> = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some(last) = lines.last_mut() {
+                last.value.push(' ');
+                last.value.push_str(line.trim());
+            }
+        } else if let Some((name, value)) = line.split_once(':') {
+            lines.push(HeaderLine {
+                name: name.to_owned(),
+                value: value.trim().to_owned(),
+            });
+        }
+    }
+    lines
+}
+
+/// Send the real message to a few addresses through the configured SMTP
+/// server now, and report each server reply. Merge fields use the subscriber
+/// with that address if there is one, else a sample subscriber.
+#[utoipa::path(post, path = "/campaigns/{id}/test", tag = "campaigns", params(("id" = Uuid, Path)),
+    request_body = TestSendRequest,
+    responses((status = 200, description = "OK", body = TestSendResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn test_send(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<TestSendRequest>,
+) -> Result<Json<TestSendResponse>, WebError> {
+    if body.emails.is_empty() || body.emails.len() > MAX_TEST_RECIPIENTS {
+        return Err(WebError::invalid(
+            "emails",
+            format!("give 1 to {MAX_TEST_RECIPIENTS} addresses"),
+        ));
+    }
+    let mut conn = state.db.acquire().await?;
+    let campaign = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    let (compiled, _) = compile_stored(&mut conn, &campaign).await?;
+    let mut results = Vec::with_capacity(body.emails.len());
+    for email in &body.emails {
+        let recipient = match subscribers::find_by_email(&mut conn, email).await? {
+            Some(s) => recipient_of(&s),
+            None => Recipient {
+                email: email.to_string(),
+                ..Recipient::sample()
+            },
+        };
+        let (_, message) = render_message(&state, &campaign, &compiled, &recipient, email)?;
+        let outcome = state.relay.send(&message.from, email, &message.bytes).await;
+        let (accepted, code, reply) = match outcome {
+            SendOutcome::Sent { code, reply } => (true, Some(code), reply),
+            SendOutcome::TempFail { code, reply } => (false, code, reply),
+            SendOutcome::PermFail { code, reply } => (false, Some(code), reply),
+        };
+        results.push(TestSendResult {
+            email: email.to_string(),
+            accepted,
+            code,
+            reply,
+        });
+    }
+    Ok(Json(TestSendResponse { results }))
+}
+
+/// Progress: deliveries by state, sending rate, time left.
+#[utoipa::path(get, path = "/campaigns/{id}/stats", tag = "campaigns", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = StatsResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn stats(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<StatsResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let campaign = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    let c = deliveries::counts(&mut conn, campaign.id).await?;
+    let pending = c.queued + c.sending;
+    let eta_seconds =
+        (c.sent_last_minute > 0 && pending > 0).then(|| pending * 60 / c.sent_last_minute);
+    Ok(Json(StatsResponse {
+        status: campaign.status,
+        total: c.queued + c.sending + c.sent + c.failed + c.skipped,
+        enqueued: campaign.enqueued_at.is_some(),
+        queued: c.queued,
+        sending: c.sending,
+        sent: c.sent,
+        failed: c.failed,
+        skipped: c.skipped,
+        rate_per_minute: c.sent_last_minute,
+        eta_seconds,
+        started_at: campaign.started_at,
+        finished_at: campaign.finished_at,
+    }))
+}
