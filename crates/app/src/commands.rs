@@ -1,9 +1,9 @@
 //! The sub-commands besides `serve`: bootstrap users and tokens, the demo.
 
 use anyhow::Context;
-use postino_db::{PgPool, api_tokens, lists, seed, users};
+use postino_db::{PgPool, api_tokens, campaigns, lists, seed, users};
 use postino_domain::{
-    EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags, TokenName,
+    BodyFormat, EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags, TokenName,
 };
 use rand::Rng;
 
@@ -83,6 +83,10 @@ pub struct DemoAccess {
 const DEMO_LIST: &str = "Demo newsletter";
 const DEMO_USER: &str = "admin@example.com";
 const DEMO_SUBSCRIBERS: i64 = 5_000;
+const DEMO_CAMPAIGN: &str = "Welcome to Postino";
+const DEMO_BODY: &str = "# Hello {{ subscriber.name }}\n\n\
+This is a sample campaign. You live in **{{ subscriber.attributes.city | default('somewhere nice') }}**.\n\n\
+<a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>\n";
 
 /// Seeds the demo data, idempotently: one list of generated subscribers, an
 /// admin user (password reset on every start) and a fresh API token.
@@ -122,6 +126,26 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoAccess> {
         Err(e) => return Err(e.into()),
     }
     let (_, secret) = api_tokens::create(&mut tx, &TokenName::parse("demo")?, None).await?;
+    let has_campaign = campaigns::all(&mut tx)
+        .await?
+        .iter()
+        .any(|c| c.fields.name == DEMO_CAMPAIGN);
+    if !has_campaign {
+        let fields = campaigns::CampaignFields {
+            name: DEMO_CAMPAIGN.to_owned(),
+            subject: "Welcome, {{ subscriber.name }}".to_owned(),
+            from_name: "Postino demo".to_owned(),
+            from_email: EmailAddress::parse("news@example.com")?,
+            reply_to: None,
+            body: DEMO_BODY.to_owned(),
+            body_format: BodyFormat::Markdown,
+            text_body: None,
+            template_id: None,
+            tags: Tags::parse(&["demo"])?,
+            headers: Vec::new(),
+        };
+        campaigns::create(&mut tx, &fields, &[list.id]).await?;
+    }
     let list = lists::get(&mut tx, list.uuid).await?;
     tx.commit().await?;
     Ok(DemoAccess {

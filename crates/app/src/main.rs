@@ -284,6 +284,20 @@ async fn sink(
 
 async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     postino_app::demo::use_local_database(&mut settings).await?;
+    // The demo mails only the built-in sink, never a real relay.
+    let sink_addr: std::net::SocketAddr = ([127, 0, 0, 1], 2525).into();
+    let sink = postino_sink::Sink::start(postino_sink::SinkConfig {
+        listen: sink_addr,
+        keep: false,
+        ..postino_sink::SinkConfig::default()
+    })
+    .await
+    .with_context(|| format!("cannot start the demo mail sink on {sink_addr}"))?;
+    settings.smtp = postino_smtp::SmtpSettings {
+        host: "127.0.0.1".to_owned(),
+        port: sink.addr().port(),
+        ..postino_smtp::SmtpSettings::default()
+    };
     let root = settings.http.root_url.clone();
     let app = Application::build(settings).await?;
     let access = commands::seed_demo(app.pool()).await?;
@@ -299,6 +313,11 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     println!(
         "  demo list:   \"Demo newsletter\" with {} subscribers",
         access.subscribers
+    );
+    println!("  campaign:    \"Welcome to Postino\" (draft; preview it, send a test, start it)");
+    println!(
+        "  mail sink:   smtp://{} (captures everything, delivers nothing)",
+        sink.addr()
     );
     println!("  login:       {} / {}", access.email, access.password);
     println!("  API token:   {}", access.token);

@@ -39,6 +39,17 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         rounds: usize,
     },
+    /// Campaign enqueue: start a campaign to two overlapping lists and time
+    /// the first queued delivery and the whole enqueue, against a plain
+    /// INSERT … SELECT of the same rows.
+    Enqueue {
+        /// Distinct subscribers across the two lists.
+        #[arg(long, default_value_t = 1_000_000)]
+        subscribers: i64,
+        /// Runs of each (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
 }
 
 #[tokio::main]
@@ -50,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
             limit,
             rounds,
         } => pagination(subscribers, depth, limit, rounds).await,
+        Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
     }
 }
 
@@ -69,7 +81,7 @@ async fn start() -> anyhow::Result<Running> {
     let base = format!("http://127.0.0.1:{}", app.port());
     let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
-    tokio::spawn(app.run_until_stopped(shutdown.clone()));
+    tokio::spawn(app.run(postino_app::Role::All, shutdown.clone()));
     Ok(Running {
         base,
         pool,
@@ -235,4 +247,218 @@ async fn pagination(subscribers: i64, depth: i64, limit: u32, rounds: usize) -> 
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Two lists over `subscribers` generated subscribers: A holds the first 60%,
+/// B the last 60%, so a fifth of them are on both.
+async fn seed_overlapping_lists(
+    conn: &mut sqlx::PgConnection,
+    subscribers: i64,
+) -> anyhow::Result<(i64, i64)> {
+    let mut ids = Vec::new();
+    for name in ["List A", "List B"] {
+        let list = postino_db::lists::create(
+            conn,
+            &postino_db::lists::NewList {
+                name: ListName::parse(name)?,
+                description: String::new(),
+                opt_in: OptIn::Single,
+                visibility: ListVisibility::Private,
+                tags: Tags::default(),
+            },
+        )
+        .await?;
+        ids.push(list.id);
+    }
+    let (a, b) = (ids[0], ids[1]);
+    postino_db::seed::generated_subscribers(conn, a, subscribers, "reader", "example.com").await?;
+    let cut_a = subscribers * 6 / 10;
+    let start_b = subscribers * 4 / 10;
+    sqlx::query(
+        "WITH ranked AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM subscribers) \
+         INSERT INTO subscriber_lists (list_id, subscriber_id, status) \
+         SELECT $1, id, 'confirmed' FROM ranked WHERE n > $2",
+    )
+    .bind(b)
+    .bind(start_b)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "WITH ranked AS (SELECT id, row_number() OVER (ORDER BY id) AS n FROM subscribers) \
+         DELETE FROM subscriber_lists WHERE list_id = $1 AND subscriber_id IN (SELECT id FROM ranked WHERE n > $2)",
+    )
+    .bind(a)
+    .bind(cut_a)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("VACUUM ANALYZE subscribers")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("VACUUM ANALYZE subscriber_lists")
+        .execute(&mut *conn)
+        .await?;
+    Ok((a, b))
+}
+
+async fn enqueue(subscribers: i64, runs: usize) -> anyhow::Result<()> {
+    let run = start().await?;
+    let mut conn = run.pool.acquire().await?;
+    println!("seeding {subscribers} subscribers on two overlapping lists…");
+    let started = Instant::now();
+    let (a, b) = seed_overlapping_lists(&mut conn, subscribers).await?;
+    println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    let lists: Vec<String> =
+        sqlx::query_scalar("SELECT uuid::text FROM lists WHERE id = ANY($1) ORDER BY id")
+            .bind(vec![a, b])
+            .fetch_all(&mut *conn)
+            .await?;
+    let token = postino_app::commands::create_token(&run.pool, "bench").await?;
+    let client = reqwest::Client::new();
+    let api = format!("{}/api/v1", run.base);
+
+    let mut reference = Vec::new();
+    let mut first = Vec::new();
+    let mut full = Vec::new();
+    for round in 0..runs {
+        // Reference: the same rows in one plain statement, into a campaign of
+        // its own, with the same table and indexes.
+        let ref_campaign: i64 = sqlx::query_scalar(
+            "INSERT INTO campaigns (uuid, name, subject, from_email, body, body_format) \
+             VALUES (gen_random_uuid(), 'reference', 's', 'a@example.com', 'b', 'html') RETURNING id",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let t = Instant::now();
+        let inserted = sqlx::query(
+            "INSERT INTO deliveries (campaign_id, subscriber_id) \
+             SELECT DISTINCT $1::bigint, sl.subscriber_id FROM subscriber_lists sl \
+             JOIN subscribers s ON s.id = sl.subscriber_id \
+             WHERE sl.list_id = ANY($2) AND sl.status = 'confirmed' AND s.status = 'enabled'",
+        )
+        .bind(ref_campaign)
+        .bind(vec![a, b])
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        reference.push(t.elapsed());
+        anyhow::ensure!(
+            inserted == u64::try_from(subscribers)?,
+            "reference inserted {inserted} rows"
+        );
+
+        // Postino: create a campaign, start it through the API, let the
+        // scheduler (default settings, ticking every second) enqueue it.
+        let created: serde_json::Value = client
+            .post(format!("{api}/campaigns"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({
+                "name": format!("bench {round}"), "subject": "Hello", "from_email": "news@example.com",
+                "body": "<p>Hi {{ subscriber.name }}</p><a href=\"{{ unsubscribe_url }}\">unsubscribe</a>",
+                "lists": lists,
+            }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let id = created["id"].as_str().context("campaign id")?.to_owned();
+        let campaign_id: i64 = sqlx::query_scalar("SELECT id FROM campaigns WHERE uuid = $1::uuid")
+            .bind(&id)
+            .fetch_one(&mut *conn)
+            .await?;
+        let t = Instant::now();
+        client
+            .put(format!("{api}/campaigns/{id}/status"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"status": "running"}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let mut first_at = None;
+        loop {
+            let (any, done): (bool, bool) = sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1), \
+                        (SELECT enqueued_at IS NOT NULL FROM campaigns WHERE id = $1)",
+            )
+            .bind(campaign_id)
+            .fetch_one(&mut *conn)
+            .await?;
+            if any && first_at.is_none() {
+                first_at = Some(t.elapsed());
+            }
+            if done {
+                break;
+            }
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(600),
+                "enqueue did not finish in 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        full.push(t.elapsed());
+        first.push(first_at.context("no delivery seen")?);
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE campaign_id = $1")
+                .bind(campaign_id)
+                .fetch_one(&mut *conn)
+                .await?;
+        anyhow::ensure!(
+            count == subscribers,
+            "enqueued {count}, expected {subscribers}"
+        );
+        // Pause it so the scheduler leaves it alone, and clear both runs' rows.
+        sqlx::query("UPDATE campaigns SET status = 'cancelled' WHERE id = $1")
+            .bind(campaign_id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM deliveries")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("VACUUM ANALYZE deliveries")
+            .execute(&mut *conn)
+            .await?;
+        println!(
+            "run {}: reference {:.2} s, first delivery {:.3} s, full enqueue {:.2} s",
+            round + 1,
+            reference[round].as_secs_f64(),
+            first[round].as_secs_f64(),
+            full[round].as_secs_f64()
+        );
+    }
+    drop(conn);
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (reference, first, full) = (
+        median(&mut reference),
+        median(&mut first),
+        median(&mut full),
+    );
+    let ratio = full.as_secs_f64() / reference.as_secs_f64();
+    println!();
+    println!(
+        "Enqueue of {subscribers} recipients on two overlapping lists (median of {runs} runs)"
+    );
+    println!();
+    println!("| measure | time | target |");
+    println!("|---|---|---|");
+    println!(
+        "| plain INSERT … SELECT DISTINCT (reference) | {:.2} s | |",
+        reference.as_secs_f64()
+    );
+    println!(
+        "| start request → first queued delivery | {:.3} s | < 2 s |",
+        first.as_secs_f64()
+    );
+    println!(
+        "| start request → whole audience enqueued | {:.2} s | |",
+        full.as_secs_f64()
+    );
+    println!("| full enqueue / reference | {ratio:.2}x | ≤ 1.5x |");
+    run.shutdown.cancel();
+    if first > Duration::from_secs(2) || ratio > 1.5 {
+        anyhow::bail!("a target was missed");
+    }
+    Ok(())
 }
