@@ -397,3 +397,16 @@ pub async fn list_names(conn: &mut PgConnection, campaign: Uuid) -> Result<Vec<S
     .fetch_all(conn)
     .await?)
 }
+
+/// Asks the scheduler to act now rather than at its next tick; delivered
+/// when the caller's transaction commits.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn wake_scheduler(conn: &mut PgConnection, channel: &str) -> Result<(), DbError> {
+    sqlx::query!("SELECT pg_notify($1, '')", channel)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -34,8 +34,8 @@ const LEADER_LOCK: i64 = 0x0070_6f73_7469_6e6f;
 pub struct SchedulerSettings {
     /// Milliseconds between ticks.
     pub tick_ms: u64,
-    /// Recipients enqueued per transaction: large enough to be efficient,
-    /// small enough that senders start within a second of a campaign starting.
+    /// Most recipients enqueued per transaction. A campaign's first step is
+    /// small (so senders start at once) and each next one doubles up to this.
     pub chunk_size: i64,
 }
 
@@ -43,10 +43,18 @@ impl Default for SchedulerSettings {
     fn default() -> Self {
         Self {
             tick_ms: 1000,
-            chunk_size: 20_000,
+            chunk_size: 50_000,
         }
     }
 }
+
+/// The first enqueue step's size: small, so the first deliveries are
+/// queued within milliseconds of a campaign starting.
+const FIRST_STEP: i64 = 1_000;
+
+/// The channel the web role notifies when a campaign starts, so the
+/// scheduler acts at once instead of at its next tick.
+pub const WAKE_CHANNEL: &str = "postino_scheduler";
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -102,17 +110,14 @@ async fn tick_as_leader(
     let mut conn = pool.acquire().await?;
     report.started = campaigns::start_due(&mut conn, Utc::now()).await?.len();
     report.requeued = deliveries::requeue_expired(&mut conn, Utc::now()).await?;
+    let max_step = settings.chunk_size.max(1);
     for (campaign_id, mut cursor) in campaigns::pending_enqueue(&mut conn).await? {
         // Each step commits on its own, so senders start on the first chunk
         // while later ones are still being enqueued.
+        let mut limit = FIRST_STEP.min(max_step);
         loop {
-            let step = deliveries::enqueue_step(
-                &mut conn,
-                campaign_id,
-                cursor,
-                settings.chunk_size.max(1),
-            )
-            .await?;
+            let step = deliveries::enqueue_step(&mut conn, campaign_id, cursor, limit).await?;
+            limit = (limit * 2).min(max_step);
             report.enqueued += step.inserted;
             match step.last {
                 Some(last) => cursor = last,
@@ -133,14 +138,41 @@ async fn tick_as_leader(
     Ok(report)
 }
 
-/// Ticks every `tick_ms` until `shutdown` is cancelled.
+/// Ticks every `tick_ms`, and at once when notified on [`WAKE_CHANNEL`],
+/// until `shutdown` is cancelled.
 pub async fn run(pool: PgPool, settings: SchedulerSettings, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(Duration::from_millis(settings.tick_ms.max(10)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Without a listener (say the connection drops) the interval still
+    // drives the scheduler; notifications only make it prompt.
+    let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+        Ok(mut l) => match l.listen(WAKE_CHANNEL).await {
+            Ok(()) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "scheduler cannot listen for wake-ups; ticking only");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "scheduler cannot listen for wake-ups; ticking only");
+            None
+        }
+    };
     loop {
+        let woken = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.is_ok(),
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = interval.tick() => {}
+            ok = woken => {
+                if !ok {
+                    listener = None;
+                }
+            }
         }
         match tick(&pool, &settings).await {
             Ok(report)

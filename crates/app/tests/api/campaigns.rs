@@ -5,7 +5,7 @@ use postino_sink::{Sink, SinkConfig};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_as, spawn_app_with};
 
 const BODY: &str =
     "<p>Hello {{ subscriber.name }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>";
@@ -829,4 +829,31 @@ async fn layouts_wrap_bodies_are_checked_when_saved_and_cannot_be_deleted_while_
     app.get(&format!("/api/v1/templates/{layout_id}"))
         .await
         .expect_problem(StatusCode::NOT_FOUND, "");
+}
+
+#[tokio::test]
+async fn starting_a_campaign_wakes_the_scheduler_without_waiting_for_its_tick() {
+    // Arrange: a scheduler that ticks once at start-up and then only hourly.
+    let app = spawn_app_as(postino_app::Role::All, |s| s.scheduler.tick_ms = 3_600_000).await;
+    let (id, expected) = audience(&app).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    // Act
+    set_status(&app, &id, json!({"status": "running"}))
+        .await
+        .expect(StatusCode::OK);
+    let mut enqueued = Vec::new();
+    for _ in 0..100 {
+        enqueued = delivered_to(&app, &id).await;
+        if enqueued.len() == expected.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Assert
+    assert_eq!(
+        enqueued, expected,
+        "the notification made the scheduler act within 5 s"
+    );
 }

@@ -34,6 +34,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_as(postino_app::Role::Web, configure).await
+}
+
+/// The app running `role`; `spawn_app` runs only the web role, so tests
+/// drive the scheduler themselves.
+pub async fn spawn_app_as(
+    role: postino_app::Role,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
     let db = TestDb::new().await.expect("test database");
     let mut settings = test_settings(&db);
     configure(&mut settings);
@@ -46,7 +55,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let shutdown = CancellationToken::new();
-    tokio::spawn(app.run(postino_app::Role::Web, shutdown.clone()));
+    tokio::spawn(app.run(role, shutdown.clone()));
     TestApp {
         address,
         client: reqwest::Client::new(),

@@ -26,6 +26,9 @@ use crate::extract::{ApiJson, IdPath};
 
 /// Most addresses one test send may go to.
 const MAX_TEST_RECIPIENTS: usize = 10;
+/// The scheduler listens here (`postino_scheduler::WAKE_CHANNEL`; the web
+/// crate does not depend on the scheduler, so the name is repeated).
+const SCHEDULER_CHANNEL: &str = "postino_scheduler";
 /// Largest body or template accepted.
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
@@ -543,6 +546,9 @@ async fn change_status(
             field: "status".to_owned(),
             message: "the campaign changed state meanwhile; reload it and try again".to_owned(),
         });
+    }
+    if to == CampaignStatus::Running {
+        campaigns::wake_scheduler(&mut tx, SCHEDULER_CHANNEL).await?;
     }
     let campaign = campaigns::get_by_id(&mut tx, current.id).await?;
     tx.commit().await?;
