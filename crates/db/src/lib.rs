@@ -10,6 +10,8 @@
 //! - [`pool`] — connection settings, creating the database when missing, migrations.
 //! - [`lists`] — mailing lists and their subscriber counts.
 //! - [`subscribers`] — subscribers, list memberships, search, bulk actions, export.
+//! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
+//! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
 //! - [`api_tokens`] — bearer tokens, stored hashed.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
@@ -23,6 +25,8 @@
 
 pub mod api_tokens;
 pub mod error;
+pub mod export;
+pub mod imports;
 pub mod lists;
 pub mod local_cluster;
 pub mod pool;
