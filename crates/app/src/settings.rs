@@ -19,6 +19,8 @@ pub struct Settings {
     pub http: WebSettings,
     /// `[log]`: logging.
     pub log: LogSettings,
+    /// `[import]`: CSV import jobs.
+    pub import: postino_importer::ImportSettings,
 }
 
 /// How logs are written.

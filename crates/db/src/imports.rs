@@ -425,6 +425,22 @@ pub async fn list_opt_ins(
         .collect()
 }
 
+/// The list named exactly `name` (the command line takes names), if one
+/// list has that name.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn list_id_by_name(conn: &mut PgConnection, name: &str) -> Result<Option<i64>, DbError> {
+    let ids = sqlx::query_scalar!("SELECT id FROM lists WHERE name = $1 LIMIT 2", name)
+        .fetch_all(conn)
+        .await?;
+    Ok(match ids.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}
+
 /// A row an import could not take.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
@@ -564,9 +580,7 @@ pub fn push_copy_field(buf: &mut Vec<u8>, value: Option<&str>) {
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
-pub async fn take_oversized_merges(
-    conn: &mut PgConnection,
-) -> Result<Vec<(i64, String)>, DbError> {
+pub async fn take_oversized_merges(conn: &mut PgConnection) -> Result<Vec<(i64, String)>, DbError> {
     let rows: Vec<(i64, String)> = sqlx::query_as(
         "DELETE FROM import_staging st USING subscribers s
          WHERE lower(s.email) = st.email_key AND st.attributes IS NOT NULL

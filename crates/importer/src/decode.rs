@@ -37,7 +37,11 @@ pub fn detect(mut input: impl Read) -> io::Result<&'static Encoding> {
         }
         if n == 0 {
             // A truncated sequence at the very end is not UTF-8 either.
-            return Ok(if carry.is_empty() { UTF_8 } else { WINDOWS_1252 });
+            return Ok(if carry.is_empty() {
+                UTF_8
+            } else {
+                WINDOWS_1252
+            });
         }
         let mut chunk = std::mem::take(&mut carry);
         chunk.extend_from_slice(&buf[..n]);

@@ -13,13 +13,13 @@
 
 use std::path::PathBuf;
 
+use postino_db::PgPool;
 use postino_db::imports::{
     self, ApplyPlan, BatchCounts, Import, RowError, copy_into_staging, push_copy_field,
 };
-use postino_db::PgPool;
-use sqlx::Connection;
 use postino_domain::{ImportMode, ImportStatus, MembershipStatus, OptIn};
 use serde_json::Value;
+use sqlx::Connection;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -132,7 +132,8 @@ async fn process(
     let (sender, mut batches) = mpsc::channel::<Result<Batch, ImportError>>(2);
     let skip = u64::try_from(job.rows_read).unwrap_or(0);
     let batch_rows = settings.batch_rows.max(1);
-    let reader = tokio::task::spawn_blocking(move || read_batches(&path, skip, batch_rows, &sender));
+    let reader =
+        tokio::task::spawn_blocking(move || read_batches(&path, skip, batch_rows, &sender));
 
     let mut progress = Progress {
         bytes_read: u64::try_from(job.bytes_read).unwrap_or(0),
@@ -326,7 +327,9 @@ fn push_row(buf: &mut Vec<u8>, row: &crate::parse::Row) {
     buf.push(b'\t');
     push_copy_field(
         buf,
-        row.name.as_ref().map(postino_domain::SubscriberName::as_str),
+        row.name
+            .as_ref()
+            .map(postino_domain::SubscriberName::as_str),
     );
     buf.push(b'\t');
     let attributes = row

@@ -220,10 +220,8 @@ impl CsvRows {
             inner: input,
             count: Arc::clone(&bytes),
         };
-        let mut source = BufReader::with_capacity(
-            256 * 1024,
-            DecodeReader::new(counting, encoding),
-        );
+        let mut source =
+            BufReader::with_capacity(256 * 1024, DecodeReader::new(counting, encoding));
         let first = source.fill_buf()?;
         let line_end = first
             .iter()
@@ -320,7 +318,9 @@ impl CsvRows {
             return self.record.iter().collect::<Vec<_>>().join(",");
         }
         let bytes = writer.into_inner().unwrap_or_default();
-        String::from_utf8_lossy(&bytes).trim_end_matches('\n').to_owned()
+        String::from_utf8_lossy(&bytes)
+            .trim_end_matches('\n')
+            .to_owned()
     }
 
     fn parse_record(&mut self, line: u64) -> Result<Row, String> {
@@ -462,9 +462,7 @@ fn plain_number(text: &str) -> bool {
         None => (digits, None),
     };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    all_digits(int)
-        && (int == "0" || !int.starts_with('0'))
-        && frac.is_none_or(all_digits)
+    all_digits(int) && (int == "0" || !int.starts_with('0')) && frac.is_none_or(all_digits)
 }
 
 #[cfg(test)]
@@ -490,7 +488,13 @@ mod tests {
 
     #[test]
     fn common_header_names_are_recognised_whatever_their_case() {
-        for h in ["email", "E-Mail", "Email Address", "EMAIL_ADDRESS", " e-mail "] {
+        for h in [
+            "email",
+            "E-Mail",
+            "Email Address",
+            "EMAIL_ADDRESS",
+            " e-mail ",
+        ] {
             assert_eq!(classify(h), Column::Email, "{h}");
         }
         assert_eq!(classify("First Name"), Column::FirstName);
@@ -532,7 +536,9 @@ mod tests {
 
     #[test]
     fn quoted_fields_keep_delimiters_quotes_and_newlines() {
-        let rows = good(b"email,note\r\na@example.com,\"one, \"\"two\"\"\r\nthree\"\r\nb@example.com,x\r\n");
+        let rows = good(
+            b"email,note\r\na@example.com,\"one, \"\"two\"\"\r\nthree\"\r\nb@example.com,x\r\n",
+        );
         assert_eq!(
             Value::from(rows[0].attributes.clone().unwrap()),
             json!({"note": "one, \"two\"\r\nthree"})

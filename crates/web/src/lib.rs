@@ -4,7 +4,8 @@
 //!
 //! - [`router`] — the whole application as one axum `Router`, so tests can
 //!   drive it without a socket and the binary can serve it.
-//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens) and its
+//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens, CSV
+//!   imports and exports) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
 //! - `auth`: bearer-token authentication, applied to every API route at once.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
@@ -77,6 +78,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: WebSettings,
+    /// Where uploads go and how large they may be.
+    pub imports: postino_importer::ImportSettings,
 }
 
 /// The OpenAPI document of the REST API.

@@ -4,6 +4,7 @@
 
 mod auth;
 mod helpers;
+mod imports;
 mod lists;
 mod ops;
 mod startup;

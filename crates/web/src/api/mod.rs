@@ -3,7 +3,12 @@
 //! Every route is registered through utoipa-axum's `routes!`, so the OpenAPI
 //! document *is* the route table: the auth test walks it to prove no route
 //! answers without a token.
+//!
+//! CSV import jobs live in `imports`, CSV exports of lists and searches in
+//! `exports`.
 
+mod exports;
+mod imports;
 mod lists;
 mod subscribers;
 mod tokens;
@@ -29,6 +34,7 @@ use crate::AppState;
     tags(
         (name = "lists", description = "Mailing lists"),
         (name = "subscribers", description = "Subscribers and their list memberships"),
+        (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -52,4 +58,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(lists::router())
         .merge(subscribers::router())
         .merge(tokens::router())
+        .merge(imports::router())
+        .merge(exports::router())
 }
