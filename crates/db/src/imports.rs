@@ -537,6 +537,34 @@ pub async fn prepare_staging(conn: &mut PgConnection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Tells the planner, for the rest of the batch's transaction, to probe
+/// `subscribers` through its unique btree on `lower(email)` for each staged
+/// row, whatever the statistics say. Measured on this schema:
+///
+/// - with a hash join, every batch reads every subscriber (380 ms per
+///   10,000-row batch at 300,000 subscribers, growing with the table; by
+///   index, 65 ms, flat);
+/// - right after a large import, before autovacuum has analysed the table,
+///   the planner took the trigram GIN index (`subscribers_email_trgm`) for
+///   the equality, and each probe then rechecked thousands of rows sharing
+///   `@example.com`: a batch did not finish in 14 minutes. GIN indexes are
+///   only reachable through bitmap scans, so turning those off rules it out.
+///
+/// `SET LOCAL` ends with the transaction.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn prefer_index_probes(conn: &mut PgConnection) -> Result<(), DbError> {
+    sqlx::raw_sql(
+        "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off;
+         SET LOCAL enable_bitmapscan = off",
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Loads one batch into the staging table with `COPY` (text format): one
 /// line per row, columns as in [`prepare_staging`], built by
 /// [`push_copy_field`].
