@@ -25,7 +25,7 @@ fn generate(path: &Path, rows: u64, round: u64) -> anyhow::Result<u64> {
             out,
             "user{i}@example.com,Subscriber {i},{plan},{},{}",
             (i * 7 + round) % 1000,
-            (i + round) % 3 == 0
+            (i + round).is_multiple_of(3)
         )?;
     }
     out.flush()?;

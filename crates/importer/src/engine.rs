@@ -156,11 +156,11 @@ async fn process(
             ..BatchCounts::default()
         };
         if batch.good > 0 {
-            copy_into_staging(&mut *tx, std::mem::take(&mut batch.copy)).await?;
-            imports::prefer_index_probes(&mut *tx).await?;
+            copy_into_staging(&mut tx, std::mem::take(&mut batch.copy)).await?;
+            imports::prefer_index_probes(&mut tx).await?;
             let mut good = batch.good;
             if plan.overwrite {
-                for (line, email) in imports::take_oversized_merges(&mut *tx).await? {
+                for (line, email) in imports::take_oversized_merges(&mut tx).await? {
                     good -= 1;
                     batch.errors.push(RowError {
                         line,
@@ -172,14 +172,14 @@ async fn process(
                 }
                 counts.failed = i64::try_from(batch.errors.len()).unwrap_or(i64::MAX);
             }
-            let applied = imports::apply_staged(&mut *tx, &plan).await?;
+            let applied = imports::apply_staged(&mut tx, &plan).await?;
             counts.imported = applied.imported;
             counts.updated = applied.updated;
             counts.skipped = (good - applied.imported - applied.updated).max(0);
         }
-        imports::record_errors(&mut *tx, job.id, &batch.errors).await?;
+        imports::record_errors(&mut tx, job.id, &batch.errors).await?;
         let held = imports::commit_progress(
-            &mut *tx,
+            &mut tx,
             job.id,
             token,
             i64::try_from(batch.bytes_read).unwrap_or(i64::MAX),

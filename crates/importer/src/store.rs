@@ -69,10 +69,10 @@ pub async fn create(dir: &Path, id: Uuid) -> Result<(PathBuf, tokio::fs::File), 
 
 /// Removes an upload; a file already gone is fine.
 pub async fn discard(path: &Path) {
-    if let Err(e) = tokio::fs::remove_file(path).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(error = %e, path = %path.display(), "cannot remove import file");
-        }
+    if let Err(e) = tokio::fs::remove_file(path).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, path = %path.display(), "cannot remove import file");
     }
 }
 

@@ -446,7 +446,7 @@ async fn unusable_uploads_are_refused_before_a_job_exists() {
         .expect_problem(StatusCode::PAYLOAD_TOO_LARGE, "");
     assert_eq!(app.count("SELECT count(*) FROM imports").await, 0);
     let dir = app_import_dir(&app);
-    let left = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    let left = std::fs::read_dir(&dir).map(Iterator::count).unwrap_or(0);
     assert_eq!(left, 0, "refused uploads are deleted from {dir:?}");
 }
 

@@ -157,7 +157,9 @@ fn stream_csv(pool: PgPool, filter: SubscriberFilter, file_name: &str) -> Respon
             writer.write_record([row.email.as_str(), row.name.as_str(), attributes.as_str()])?;
             st.after = row.id;
         }
-        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+        let bytes = writer
+            .into_inner()
+            .map_err(csv::IntoInnerError::into_error)?;
         Ok(Some((Bytes::from(bytes), st)))
     });
     csv_response(Body::from_stream(stream), file_name)

@@ -462,7 +462,9 @@ async fn import_errors(
             writer.write_record([row.line.to_string(), row.reason, row.original])?;
             st.after = row.line;
         }
-        let bytes = writer.into_inner().map_err(|e| e.into_error())?;
+        let bytes = writer
+            .into_inner()
+            .map_err(csv::IntoInnerError::into_error)?;
         Ok(Some((Bytes::from(bytes), st)))
     });
     Ok(csv_response(
