@@ -9,6 +9,7 @@
 //! - [`Application`] — start-up (database, migrations, listener) and the
 //!   serving loop under one cancellation token.
 //! - [`commands`] — the sub-commands besides `serve`.
+//! - [`import_command`] — `postino import`: a CSV file with a progress bar.
 //!
 //! Dependency rule: this crate may depend on every other product crate;
 //! nothing depends on it except the benchmark tooling.
@@ -16,6 +17,7 @@
 
 pub mod commands;
 pub mod demo;
+pub mod import_command;
 pub mod settings;
 pub mod telemetry;
 
@@ -156,6 +158,7 @@ impl Application {
             campaigns: self.settings.campaigns.clone(),
             signer: link_signer(&self.settings, &self.pool).await?,
             relay,
+            imports: self.settings.import.clone(),
         };
         let scheduler = matches!(role, Role::All | Role::Scheduler).then(|| {
             tokio::spawn(postino_scheduler::run(
@@ -165,15 +168,26 @@ impl Application {
             ))
         });
         let app = postino_web::router(state);
+        // Import jobs run beside the web server; on shutdown the worker
+        // finishes its batch and puts its job back in the queue.
+        let importer = tokio::spawn(postino_importer::worker::run(
+            self.pool.clone(),
+            self.settings.import.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(address = %self.listener.local_addr()?, "listening");
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await
-            .context("web server failed")?;
+            .context("web server failed");
+        shutdown.cancel();
+        if let Err(e) = importer.await {
+            tracing::error!(error = %e, "import worker panicked");
+        }
         if let Some(scheduler) = scheduler {
-            shutdown.cancel();
             let _ = scheduler.await;
         }
+        served?;
         self.pool.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -53,6 +53,24 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Import subscribers from a CSV file, with a progress bar and a summary.
+    Import {
+        /// The CSV file (comma, semicolon or tab; UTF-8 or Windows-1252).
+        file: PathBuf,
+        /// A list to act on, by id or exact name; repeat for several.
+        #[arg(long = "list")]
+        lists: Vec<String>,
+        /// What to do with each address.
+        #[arg(long, value_enum, default_value_t = ImportModeArg::Subscribe)]
+        mode: ImportModeArg,
+        /// Overwrite names and merge attributes of existing subscribers.
+        #[arg(long)]
+        overwrite: bool,
+        /// The addresses were confirmed elsewhere: double opt-in memberships
+        /// arrive confirmed.
+        #[arg(long)]
+        confirmed: bool,
+    },
     /// Print the OpenAPI document of the REST API.
     Openapi,
     /// Print the effective configuration, passwords redacted.
@@ -85,6 +103,13 @@ enum ServeRole {
     Web,
     /// The scheduler: starts due campaigns and enqueues their recipients.
     Scheduler,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImportModeArg {
+    Subscribe,
+    Unsubscribe,
+    Blocklist,
 }
 
 #[derive(Subcommand)]
@@ -213,6 +238,41 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("created API token {name:?}; it is shown only now:");
             println!("{token}");
             Ok(())
+        }
+        Command::Import {
+            file,
+            lists,
+            mode,
+            overwrite,
+            confirmed,
+        } => {
+            let mode = match mode {
+                ImportModeArg::Subscribe => postino_domain::ImportMode::Subscribe,
+                ImportModeArg::Unsubscribe => postino_domain::ImportMode::Unsubscribe,
+                ImportModeArg::Blocklist => postino_domain::ImportMode::Blocklist,
+            };
+            let pool = open_database(&settings).await?;
+            let started = std::time::Instant::now();
+            let request = postino_app::import_command::ImportRequest {
+                file: &file,
+                lists: &lists,
+                mode,
+                overwrite,
+                confirmed,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let summary =
+                postino_app::import_command::run(&pool, &settings.import, &request).await?;
+            print!(
+                "{}",
+                postino_app::import_command::render(&summary, started.elapsed().as_secs_f64())
+            );
+            pool.close().await;
+            if summary.job.status == postino_domain::ImportStatus::Finished {
+                Ok(())
+            } else {
+                anyhow::bail!("the import did not finish")
+            }
         }
         Command::Config => {
             println!("{settings:#?}");

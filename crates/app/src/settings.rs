@@ -30,6 +30,8 @@ pub struct Settings {
     pub campaigns: CampaignSettings,
     /// `[links]`: signing of links in messages.
     pub links: LinkSettings,
+    /// `[import]`: CSV import jobs.
+    pub import: postino_importer::ImportSettings,
 }
 
 /// How links in messages are signed.

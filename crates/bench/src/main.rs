@@ -15,6 +15,8 @@ use postino_domain::{Cursor, ListName, ListVisibility, OptIn, Tags};
 use postino_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
+mod import;
+
 #[derive(Parser)]
 #[command(name = "postino-bench")]
 struct Cli {
@@ -50,6 +52,16 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// CSV import: a generated file into an empty list, again over the same
+    /// subscribers, and a plain COPY of the same file as the reference.
+    Import {
+        /// Rows in the generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Rows per batch (per transaction and COPY).
+        #[arg(long, default_value_t = 10_000)]
+        batch_rows: usize,
+    },
 }
 
 #[tokio::main]
@@ -62,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             rounds,
         } => pagination(subscribers, depth, limit, rounds).await,
         Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
+        Bench::Import { rows, batch_rows } => import::run(rows, batch_rows).await,
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`campaigns`] — campaigns, their lists and lifecycle transitions.
 //! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
 //! - [`secrets`] — secrets Postino generates for itself (the link-signing key).
+//! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
+//! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
 //! - [`api_tokens`] — bearer tokens, stored hashed.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
@@ -29,6 +31,8 @@ pub mod api_tokens;
 pub mod campaigns;
 pub mod deliveries;
 pub mod error;
+pub mod export;
+pub mod imports;
 pub mod lists;
 pub mod local_cluster;
 pub mod pool;

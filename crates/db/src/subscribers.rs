@@ -393,7 +393,7 @@ fn like_literal(text: &str) -> String {
 
 /// Pushes ` AND …` conditions on `s` (subscribers) for every filter field
 /// except the list, which callers join or test in their own way.
-fn push_conditions(qb: &mut QueryBuilder<Postgres>, filter: &SubscriberFilter) {
+pub(crate) fn push_conditions(qb: &mut QueryBuilder<Postgres>, filter: &SubscriberFilter) {
     if let Some(status) = filter.status {
         qb.push(" AND s.status = ").push_bind(status.as_str());
     }

@@ -12,6 +12,7 @@
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
+//! - [`imports`] — CSV import modes and job statuses.
 //! - [`users`] — dashboard users, their roles and passwords; API token names.
 //! - [`pagination`] — keyset cursors and page sizes.
 //! - [`error`] — the error type what a parser says when it refuses a value.
@@ -24,6 +25,7 @@
 pub mod campaigns;
 pub mod email;
 pub mod error;
+pub mod imports;
 pub mod lists;
 pub mod pagination;
 pub mod subscribers;
@@ -33,6 +35,7 @@ pub mod users;
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
 pub use email::EmailAddress;
 pub use error::DomainError;
+pub use imports::{ImportMode, ImportStatus};
 pub use lists::{ListName, ListVisibility, OptIn, Tags};
 pub use pagination::{Cursor, PageSize};
 pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};

@@ -4,7 +4,8 @@
 //!
 //! - [`router`] — the whole application as one axum `Router`, so tests can
 //!   drive it without a socket and the binary can serve it.
-//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens) and its
+//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens, CSV
+//!   imports and exports) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
 //! - `public`: pages subscribers reach from messages (unsubscribe).
 //! - `auth`: bearer-token authentication, applied to every API route at once.
@@ -103,6 +104,8 @@ pub struct AppState {
     pub signer: postino_compose::LinkSigner,
     /// The SMTP relay for test sends.
     pub relay: postino_smtp::Relay,
+    /// Where uploads go and how large they may be.
+    pub imports: postino_importer::ImportSettings,
 }
 
 /// The OpenAPI document of the REST API.

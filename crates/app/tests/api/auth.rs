@@ -113,7 +113,12 @@ async fn every_api_route_with_a_body_refuses_one_over_the_size_limit() {
     let big = json!({"name": "x".repeat(100 * 1024)});
     let mut checked = 0;
     for (method, path) in postino_web::api_operations() {
-        if !matches!(method.as_str(), "POST" | "PATCH" | "PUT") || path.ends_with("/erase") {
+        // CSV uploads have their own, larger limit (import.max_upload_bytes),
+        // tested in imports.rs.
+        if !matches!(method.as_str(), "POST" | "PATCH" | "PUT")
+            || path.ends_with("/erase")
+            || path == "/api/v1/imports"
+        {
             continue;
         }
         let method = Method::from_bytes(method.as_str().as_bytes()).unwrap();

@@ -5,6 +5,7 @@
 mod auth;
 mod campaigns;
 mod helpers;
+mod imports;
 mod lists;
 mod ops;
 mod startup;

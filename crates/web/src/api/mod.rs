@@ -3,8 +3,13 @@
 //! Every route is registered through utoipa-axum's `routes!`, so the OpenAPI
 //! document *is* the route table: the auth test walks it to prove no route
 //! answers without a token.
+//!
+//! CSV import jobs live in `imports`, CSV exports of lists and searches in
+//! `exports`.
 
 mod campaigns;
+mod exports;
+mod imports;
 mod lists;
 mod subscribers;
 mod templates;
@@ -33,6 +38,7 @@ use crate::AppState;
         (name = "subscribers", description = "Subscribers and their list memberships"),
         (name = "templates", description = "Layouts that wrap campaign bodies"),
         (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
+        (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -58,4 +64,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(templates::router())
         .merge(campaigns::router())
         .merge(tokens::router())
+        .merge(imports::router())
+        .merge(exports::router())
 }

@@ -174,14 +174,14 @@ pub(crate) struct SearchParams {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FilterBody {
-    list: Option<Uuid>,
-    list_status: Option<MembershipStatus>,
-    status: Option<SubscriberStatus>,
-    email: Option<String>,
+    pub(crate) list: Option<Uuid>,
+    pub(crate) list_status: Option<MembershipStatus>,
+    pub(crate) status: Option<SubscriberStatus>,
+    pub(crate) email: Option<String>,
     #[schema(value_type = Option<Object>)]
-    attributes: Option<Value>,
-    created_after: Option<DateTime<Utc>>,
-    created_before: Option<DateTime<Utc>>,
+    pub(crate) attributes: Option<Value>,
+    pub(crate) created_after: Option<DateTime<Utc>>,
+    pub(crate) created_before: Option<DateTime<Utc>>,
 }
 
 /// One page of subscribers.
@@ -299,7 +299,7 @@ async fn list_id(
 }
 
 /// Validates the free-form filter fields and resolves the list.
-async fn filter_from(
+pub(crate) async fn filter_from(
     conn: &mut PgConnection,
     prefix: &str,
     body: FilterBody,
