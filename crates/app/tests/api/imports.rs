@@ -592,7 +592,11 @@ async fn a_job_interrupted_by_a_crash_is_resumed_by_the_next_process_exactly_onc
         .unwrap();
     drop(conn);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let pool = app.pool.clone();
+    // The "crashed process" gets a pool of its own: aborting a task in the
+    // middle of a query leaves its connection unusable, and that must not
+    // reach the pool the web server answers from.
+    let pool = sqlx::PgPool::connect(&app.db.url).await.unwrap();
+    let dying = pool.clone();
     let import_settings = settings.import.clone();
     let crashed = tokio::spawn(async move {
         let stop = CancellationToken::new();
@@ -605,6 +609,8 @@ async fn a_job_interrupted_by_a_crash_is_resumed_by_the_next_process_exactly_onc
     rx.recv().await.unwrap();
     crashed.abort();
     let _ = crashed.await;
+    // Its connections close, as a dead process's would.
+    dying.close().await;
     let mid = app.get(&format!("/api/v1/imports/{id}")).await.body;
     assert_eq!(mid["status"], "running", "{mid}");
     let committed = mid["rows_read"].as_i64().unwrap();

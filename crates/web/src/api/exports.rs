@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::api::imports::csv_response;
-use crate::api::subscribers::{FilterBody, filter_from};
+use crate::api::subscribers::{FilterBody, attributes_param, filter_from};
 use crate::error::{Problem, WebError};
 use crate::extract::{ApiQuery, IdPath};
 
@@ -65,17 +65,7 @@ async fn export_subscribers(
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, WebError> {
-    let attributes = params
-        .attributes
-        .as_deref()
-        .map(serde_json::from_str::<Value>)
-        .transpose()
-        .map_err(|_| {
-            WebError::invalid(
-                "attributes",
-                "must be a JSON object, e.g. {\"city\":\"Rome\"}",
-            )
-        })?;
+    let attributes = attributes_param(params.attributes.as_deref())?;
     let mut conn = state.db.acquire().await?;
     let filter = filter_from(
         &mut conn,

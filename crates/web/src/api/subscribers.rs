@@ -341,6 +341,18 @@ pub(crate) async fn filter_from(
     })
 }
 
+/// The `attributes` query parameter: a JSON object given as text.
+pub(crate) fn attributes_param(raw: Option<&str>) -> Result<Option<Value>, WebError> {
+    raw.map(serde_json::from_str::<Value>)
+        .transpose()
+        .map_err(|_| {
+            WebError::invalid(
+                "attributes",
+                "must be a JSON object, e.g. {\"city\":\"Rome\"}",
+            )
+        })
+}
+
 /// Search subscribers, one page at a time, in creation order.
 #[utoipa::path(get, path = "/subscribers", tag = "subscribers", params(SearchParams),
     responses((status = 200, description = "OK", body = SubscriberPage),
@@ -356,17 +368,7 @@ async fn search_subscribers(
         .map(Cursor::decode)
         .transpose()
         .map_err(|e| WebError::invalid("cursor", e.reason))?;
-    let attributes = params
-        .attributes
-        .as_deref()
-        .map(serde_json::from_str::<Value>)
-        .transpose()
-        .map_err(|_| {
-            WebError::invalid(
-                "attributes",
-                "must be a JSON object, e.g. {\"city\":\"Rome\"}",
-            )
-        })?;
+    let attributes = attributes_param(params.attributes.as_deref())?;
     let mut conn = state.db.acquire().await?;
     let filter = filter_from(
         &mut conn,
