@@ -9,21 +9,16 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::response::Response;
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
 use postino_db::export;
 use postino_db::subscribers::SubscriberFilter;
 use postino_db::{PgPool, lists};
-use postino_domain::{MembershipStatus, SubscriberStatus};
-use serde::Deserialize;
 use serde_json::Value;
-use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::api::imports::csv_response;
-use crate::api::subscribers::{FilterBody, attributes_param, filter_from};
+use crate::api::subscribers::FilterParams;
 use crate::error::{Problem, WebError};
 use crate::extract::{ApiQuery, IdPath};
 
@@ -35,52 +30,16 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export_list))
 }
 
-/// Which subscribers to export; the same conditions as the search.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ExportParams {
-    /// Member of this list.
-    list: Option<Uuid>,
-    /// With this status on `list`.
-    #[param(inline)]
-    list_status: Option<MembershipStatus>,
-    #[param(inline)]
-    status: Option<SubscriberStatus>,
-    /// Address contains this text (case-insensitive).
-    email: Option<String>,
-    /// A JSON object of attribute values to match, e.g. `{"city":"Rome"}`.
-    attributes: Option<String>,
-    /// Created at or after (RFC 3339).
-    created_after: Option<DateTime<Utc>>,
-    /// Created before (RFC 3339).
-    created_before: Option<DateTime<Utc>>,
-}
-
 /// Export matching subscribers as CSV (`email,name,attributes`).
-#[utoipa::path(get, path = "/subscribers/export.csv", tag = "subscribers", params(ExportParams),
+#[utoipa::path(get, path = "/subscribers/export.csv", tag = "subscribers", params(FilterParams),
     responses((status = 200, description = "OK", body = String, content_type = "text/csv"),
               (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn export_subscribers(
     State(state): State<AppState>,
-    ApiQuery(params): ApiQuery<ExportParams>,
+    ApiQuery(params): ApiQuery<FilterParams>,
 ) -> Result<Response, WebError> {
-    let attributes = attributes_param(params.attributes.as_deref())?;
     let mut conn = state.db.acquire().await?;
-    let filter = filter_from(
-        &mut conn,
-        "",
-        FilterBody {
-            list: params.list,
-            list_status: params.list_status,
-            status: params.status,
-            email: params.email,
-            attributes,
-            created_after: params.created_after,
-            created_before: params.created_before,
-        },
-    )
-    .await?;
+    let filter = params.resolve(&mut conn).await?;
     Ok(stream_csv(state.db.clone(), filter, "subscribers.csv"))
 }
 

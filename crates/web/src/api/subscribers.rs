@@ -341,16 +341,58 @@ pub(crate) async fn filter_from(
     })
 }
 
-/// The `attributes` query parameter: a JSON object given as text.
-pub(crate) fn attributes_param(raw: Option<&str>) -> Result<Option<Value>, WebError> {
-    raw.map(serde_json::from_str::<Value>)
-        .transpose()
-        .map_err(|_| {
-            WebError::invalid(
-                "attributes",
-                "must be a JSON object, e.g. {\"city\":\"Rome\"}",
-            )
-        })
+/// The search conditions as query parameters, shared by the search and the
+/// CSV export.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct FilterParams {
+    /// Member of this list.
+    list: Option<Uuid>,
+    /// With this status on `list`.
+    #[param(inline)]
+    list_status: Option<MembershipStatus>,
+    #[param(inline)]
+    status: Option<SubscriberStatus>,
+    /// Address contains this text (case-insensitive).
+    email: Option<String>,
+    /// A JSON object; matches subscribers whose attributes have these keys
+    /// with these values, e.g. `{"city":"Rome"}`.
+    attributes: Option<String>,
+    /// Created at or after (RFC 3339).
+    created_after: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    created_before: Option<DateTime<Utc>>,
+}
+
+impl FilterParams {
+    /// Checks the conditions and resolves the list.
+    pub(crate) async fn resolve(
+        self,
+        conn: &mut PgConnection,
+    ) -> Result<SubscriberFilter, WebError> {
+        let attributes = self
+            .attributes
+            .as_deref()
+            .map(serde_json::from_str::<Value>)
+            .transpose()
+            .map_err(|_| {
+                WebError::invalid(
+                    "attributes",
+                    "must be a JSON object, e.g. {\"city\":\"Rome\"}",
+                )
+            })?;
+        let body = FilterBody {
+            list: self.list,
+            list_status: self.list_status,
+            status: self.status,
+            email: self.email,
+            attributes,
+            created_after: self.created_after,
+            created_before: self.created_before,
+        };
+        filter_from(conn, "", body).await
+    }
 }
 
 /// Search subscribers, one page at a time, in creation order.
@@ -368,21 +410,17 @@ async fn search_subscribers(
         .map(Cursor::decode)
         .transpose()
         .map_err(|e| WebError::invalid("cursor", e.reason))?;
-    let attributes = attributes_param(params.attributes.as_deref())?;
     let mut conn = state.db.acquire().await?;
-    let filter = filter_from(
-        &mut conn,
-        "",
-        FilterBody {
-            list: params.list,
-            list_status: params.list_status,
-            status: params.status,
-            email: params.email,
-            attributes,
-            created_after: params.created_after,
-            created_before: params.created_before,
-        },
-    )
+    let filter = FilterParams {
+        list: params.list,
+        list_status: params.list_status,
+        status: params.status,
+        email: params.email,
+        attributes: params.attributes,
+        created_after: params.created_after,
+        created_before: params.created_before,
+    }
+    .resolve(&mut conn)
     .await?;
     let page = subscribers::search(&mut conn, &filter, cursor, limit).await?;
     Ok(Json(SubscriberPage {
