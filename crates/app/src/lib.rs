@@ -24,7 +24,7 @@ pub mod telemetry;
 use std::net::SocketAddr;
 
 use anyhow::Context;
-use postino_compose::LinkSigner;
+use postino_compose::{Addressing, LinkSigner};
 use postino_db::PgPool;
 use postino_web::{AppState, WebSettings};
 use secrecy::ExposeSecret;
@@ -79,6 +79,8 @@ pub enum Role {
     Web,
     /// The scheduler only.
     Scheduler,
+    /// The sender only.
+    Sender,
 }
 
 /// The key that signs links in messages: configured, or generated once and
@@ -105,6 +107,44 @@ pub async fn link_signer(settings: &Settings, pool: &PgPool) -> anyhow::Result<L
     }
 }
 
+/// How this installation addresses its messages: link signing, the public
+/// URL, the mailto unsubscribe and the bounce domain.
+///
+/// # Errors
+///
+/// If the link-signing key is unusable or the database fails.
+pub async fn addressing(settings: &Settings, pool: &PgPool) -> anyhow::Result<Addressing> {
+    Ok(Addressing {
+        signer: link_signer(settings, pool).await?,
+        root_url: settings.http.root_url.clone(),
+        unsubscribe_mailto: settings.sender.unsubscribe_mailto.clone(),
+        bounce_domain: settings.sender.bounce_domain.clone(),
+    })
+}
+
+/// Stores the `[smtp]` relay as the first SMTP server when none exists, so
+/// a fresh installation sends through the relay its configuration names.
+///
+/// # Errors
+///
+/// If the database fails.
+pub async fn seed_smtp_server(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let seeded = postino_db::smtp_servers::seed_if_empty(
+        &mut conn,
+        &postino_db::smtp_servers::NewSmtpServer {
+            name: "default",
+            enabled: true,
+            settings: &settings.smtp,
+        },
+    )
+    .await?;
+    if seeded {
+        tracing::info!(host = %settings.smtp.host, port = settings.smtp.port, "SMTP server \"default\" stored from [smtp]");
+    }
+    Ok(())
+}
+
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     ///
@@ -112,8 +152,10 @@ impl Application {
     ///
     /// A message naming the setting at fault.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        settings.validate()?;
         let listener = bind(&settings.http).await?;
         let pool = open_database(&settings).await?;
+        seed_smtp_server(&settings, &pool).await?;
         Ok(Self {
             listener,
             pool,
@@ -150,20 +192,27 @@ impl Application {
     /// If the server fails or metrics cannot be set up.
     pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
         let metrics = postino_web::prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
-        let relay = postino_smtp::Relay::new(&self.settings.smtp)?;
+        let addressing = addressing(&self.settings, &self.pool).await?;
         let state = AppState {
             db: self.pool.clone(),
             metrics,
             settings: self.settings.http.clone(),
             campaigns: self.settings.campaigns.clone(),
-            signer: link_signer(&self.settings, &self.pool).await?,
-            relay,
+            addressing: addressing.clone(),
             imports: self.settings.import.clone(),
         };
         let scheduler = matches!(role, Role::All | Role::Scheduler).then(|| {
             tokio::spawn(postino_scheduler::run(
                 self.pool.clone(),
                 self.settings.scheduler.clone(),
+                shutdown.clone(),
+            ))
+        });
+        let sender = matches!(role, Role::All | Role::Sender).then(|| {
+            tokio::spawn(postino_sender::run(
+                self.pool.clone(),
+                self.settings.sender.clone(),
+                addressing,
                 shutdown.clone(),
             ))
         });
@@ -186,6 +235,13 @@ impl Application {
         }
         if let Some(scheduler) = scheduler {
             let _ = scheduler.await;
+        }
+        if let Some(sender) = sender {
+            match sender.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "sender stopped"),
+                Err(e) => tracing::error!(error = %e, "sender panicked"),
+            }
         }
         served?;
         self.pool.close().await;

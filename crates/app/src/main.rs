@@ -103,6 +103,8 @@ enum ServeRole {
     Web,
     /// The scheduler: starts due campaigns and enqueues their recipients.
     Scheduler,
+    /// The sender: delivers queued messages over SMTP.
+    Sender,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -176,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 ServeRole::All => AppRole::All,
                 ServeRole::Web => AppRole::Web,
                 ServeRole::Scheduler => AppRole::Scheduler,
+                ServeRole::Sender => AppRole::Sender,
             };
             serve(settings, role).await
         }

@@ -32,6 +32,8 @@ pub struct Settings {
     pub links: LinkSettings,
     /// `[import]`: CSV import jobs.
     pub import: postino_importer::ImportSettings,
+    /// `[sender]`: delivery workers, retries, bounces.
+    pub sender: postino_sender::SenderSettings,
 }
 
 /// How links in messages are signed.
@@ -75,6 +77,21 @@ pub enum LogFormat {
 }
 
 impl Settings {
+    /// Checks the values that parse but make no sense together.
+    ///
+    /// # Errors
+    ///
+    /// One line naming the key at fault.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.smtp
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: smtp.{}: {}", e.what, e.reason))?;
+        self.sender
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        Ok(())
+    }
+
     /// Loads the layers. `file` is the `--config` path, if any; a file named
     /// explicitly must exist.
     ///

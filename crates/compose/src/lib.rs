@@ -12,6 +12,8 @@
 //! - [`links`] — signed, unguessable per-recipient tokens (unsubscribe).
 //! - [`message`] — builds the MIME message with the headers every campaign
 //!   message carries (Message-ID, List-Unsubscribe, List-Unsubscribe-Post, …).
+//! - [`outgoing`] — addresses one campaign message to one recipient: signed
+//!   unsubscribe link and mailto, `List-Id`, VERP return path.
 //!
 //! Dependency rule: depends only on `postino-domain` among workspace crates.
 #![warn(missing_docs)]
@@ -19,8 +21,10 @@
 
 pub mod links;
 pub mod message;
+pub mod outgoing;
 pub mod template;
 
 pub use links::LinkSigner;
 pub use message::{MessageParams, OutgoingMessage, build_message};
+pub use outgoing::{Addressee, Addressing, CampaignIdentity, ComposeError};
 pub use template::{CampaignSource, CompiledCampaign, Recipient, Rendered, TemplateError};

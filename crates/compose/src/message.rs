@@ -23,6 +23,8 @@ pub struct MessageParams<'a> {
     pub to_email: &'a EmailAddress,
     /// The one-click unsubscribe URL (RFC 8058), also in `List-Unsubscribe`.
     pub unsubscribe_url: &'a str,
+    /// A `mailto:` URI offered beside the link in `List-Unsubscribe`.
+    pub unsubscribe_mailto: Option<&'a str>,
     /// `List-Id` value without brackets, e.g. `<list uuid>.news.example.com`.
     pub list_id: Option<&'a str>,
     /// Extra headers the campaign sets.
@@ -66,6 +68,14 @@ fn raw(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
 
+/// `List-Unsubscribe` (RFC 2369): the one-click link first, then mail.
+fn list_unsubscribe(params: &MessageParams<'_>) -> String {
+    match params.unsubscribe_mailto {
+        Some(mailto) => format!("<{}>, <{mailto}>", params.unsubscribe_url),
+        None => format!("<{}>", params.unsubscribe_url),
+    }
+}
+
 /// Builds the message: `multipart/alternative` (text + HTML) or plain text,
 /// UTF-8 headers encoded per RFC 2047 and folded by lettre, a unique
 /// `Message-ID` in the sender's domain, `Date`, `List-Unsubscribe` with
@@ -89,10 +99,7 @@ pub fn build_message(
         .subject(rendered.subject.clone())
         .date_now()
         .message_id(Some(message_id.clone()))
-        .raw_header(raw(
-            "List-Unsubscribe",
-            format!("<{}>", params.unsubscribe_url),
-        ))
+        .raw_header(raw("List-Unsubscribe", list_unsubscribe(params)))
         .raw_header(raw(
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".to_owned(),
@@ -147,6 +154,7 @@ mod tests {
                 to_name: "Jane",
                 to_email: &to,
                 unsubscribe_url: "https://news.example.com/unsubscribe/T",
+                unsubscribe_mailto: None,
                 list_id: Some("abc.news.example.com"),
                 headers: &headers,
             },

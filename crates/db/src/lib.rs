@@ -13,6 +13,8 @@
 //! - [`templates`] — layouts that wrap campaign bodies.
 //! - [`campaigns`] — campaigns, their lists and lifecycle transitions.
 //! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
+//! - [`sending`] — the sender's claims under a lease and its batched results.
+//! - [`smtp_servers`] — the relays the sender delivers through.
 //! - [`secrets`] — secrets Postino generates for itself (the link-signing key).
 //! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
 //! - [`export`] — subscribers in keyset batches for CSV export.
@@ -38,6 +40,8 @@ pub mod local_cluster;
 pub mod pool;
 pub mod secrets;
 pub mod seed;
+pub mod sending;
+pub mod smtp_servers;
 pub mod subscribers;
 pub mod templates;
 pub mod users;

@@ -9,6 +9,8 @@
 //! # Layout
 //!
 //! - [`campaigns`] — the campaign lifecycle, body formats, header values.
+//! - [`delivery`] — delivery states and the retry policy.
+//! - [`smtp`] — how to reach an SMTP relay.
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
@@ -23,20 +25,24 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod campaigns;
+pub mod delivery;
 pub mod email;
 pub mod error;
 pub mod imports;
 pub mod lists;
 pub mod pagination;
+pub mod smtp;
 pub mod subscribers;
 mod text;
 pub mod users;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
+pub use delivery::{DeliveryStatus, RetryPolicy};
 pub use email::EmailAddress;
 pub use error::DomainError;
 pub use imports::{ImportMode, ImportStatus};
 pub use lists::{ListName, ListVisibility, OptIn, Tags};
 pub use pagination::{Cursor, PageSize};
+pub use smtp::{SmtpSettings, TlsMode};
 pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};
 pub use users::{Password, Role, TokenName};

@@ -100,10 +100,9 @@ pub struct AppState {
     pub settings: WebSettings,
     /// Campaign rules.
     pub campaigns: CampaignSettings,
-    /// Signs and checks the links in messages.
-    pub signer: postino_compose::LinkSigner,
-    /// The SMTP relay for test sends.
-    pub relay: postino_smtp::Relay,
+    /// Addresses messages (previews, test sends) and checks the signed links
+    /// in them.
+    pub addressing: postino_compose::Addressing,
     /// Where uploads go and how large they may be.
     pub imports: postino_importer::ImportSettings,
 }

@@ -66,7 +66,7 @@ async fn lookup(
     state: &AppState,
     token: &str,
 ) -> Result<Option<(Uuid, Uuid, String, Vec<String>)>, WebError> {
-    let Some((campaign, subscriber)) = state.signer.verify_unsubscribe(token) else {
+    let Some((campaign, subscriber)) = state.addressing.signer.verify_unsubscribe(token) else {
         return Ok(None);
     };
     let mut conn = state.db.acquire().await?;

@@ -6,14 +6,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, Utc};
 use postino_compose::{
-    CampaignSource, CompiledCampaign, MessageParams, Recipient, Rendered, TemplateError,
-    build_message,
+    Addressee, CampaignIdentity, CampaignSource, CompiledCampaign, ComposeError, Recipient,
+    Rendered, TemplateError,
 };
 use postino_db::campaigns::{self, Campaign, CampaignFields};
 use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
 use postino_domain::campaigns::{header_text, parse_subject};
 use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
-use postino_smtp::SendOutcome;
+use postino_smtp::{Connection, SendOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -584,7 +584,8 @@ async fn ready_to_send(
     Ok(())
 }
 
-/// Renders the message for `recipient` and builds its MIME form.
+/// Renders the message for `recipient` and builds its MIME form, exactly as
+/// the sender would (bar the delivery's VERP return path).
 fn render_message(
     state: &AppState,
     campaign: &Campaign,
@@ -592,44 +593,29 @@ fn render_message(
     recipient: &Recipient,
     to: &EmailAddress,
 ) -> Result<(Rendered, postino_compose::OutgoingMessage), WebError> {
-    let token = state.signer.unsubscribe_token(campaign.uuid, recipient.id);
-    let unsubscribe_url = format!(
-        "{}/unsubscribe/{token}",
-        state.settings.root_url.trim_end_matches('/')
-    );
-    let rendered = compiled
-        .render(recipient, &unsubscribe_url)
-        .map_err(template_error)?;
-    let host = url_host(&state.settings.root_url);
-    let list_id = campaign
-        .lists
-        .first()
-        .map(|l| format!("{}.{host}", l.simple()));
-    let message = build_message(
-        &rendered,
-        &MessageParams {
-            from_name: &campaign.fields.from_name,
-            from_email: &campaign.fields.from_email,
-            reply_to: campaign.fields.reply_to.as_ref(),
-            to_name: &recipient.name,
-            to_email: to,
-            unsubscribe_url: &unsubscribe_url,
-            list_id: list_id.as_deref(),
-            headers: &campaign.fields.headers,
-        },
-    )
-    .map_err(|e| WebError::Internal(Box::new(e)))?;
-    Ok((rendered, message))
-}
-
-fn url_host(url: &str) -> String {
-    url.split("://")
-        .nth(1)
-        .unwrap_or(url)
-        .split(['/', ':'])
-        .next()
-        .unwrap_or("localhost")
-        .to_owned()
+    let identity = CampaignIdentity {
+        uuid: campaign.uuid,
+        from_name: campaign.fields.from_name.clone(),
+        from_email: campaign.fields.from_email.clone(),
+        reply_to: campaign.fields.reply_to.clone(),
+        headers: campaign.fields.headers.clone(),
+    };
+    state
+        .addressing
+        .compose(
+            compiled,
+            &identity,
+            Addressee {
+                recipient,
+                to,
+                list: campaign.lists.first().copied(),
+                delivery: None,
+            },
+        )
+        .map_err(|e| match e {
+            ComposeError::Template(t) => template_error(t),
+            ComposeError::Message(m) => WebError::Internal(Box::new(m)),
+        })
 }
 
 fn recipient_of(s: &postino_db::subscribers::Subscriber) -> Recipient {
@@ -732,6 +718,16 @@ async fn test_send(
         .await
         .map_err(campaign_not_found)?;
     let (compiled, _) = compile_stored(&mut conn, &campaign).await?;
+    let server = postino_db::smtp_servers::enabled(&mut conn)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| WebError::Conflict {
+            field: String::new(),
+            message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
+        })?;
+    let settings = server.settings;
+    let mut session: Option<Connection> = None;
     let mut results = Vec::with_capacity(body.emails.len());
     for email in &body.emails {
         let recipient = match subscribers::find_by_email(&mut conn, email).await? {
@@ -742,11 +738,25 @@ async fn test_send(
             },
         };
         let (_, message) = render_message(&state, &campaign, &compiled, &recipient, email)?;
-        let outcome = state.relay.send(&message.from, email, &message.bytes).await;
+        if session.as_ref().is_some_and(|s| !s.is_reusable()) {
+            session = None;
+        }
+        let outcome = match session.as_mut() {
+            Some(s) => s.send(&message.from, email, &message.bytes).await,
+            None => match Connection::open(&settings).await {
+                Ok(mut opened) => {
+                    let outcome = opened.send(&message.from, email, &message.bytes).await;
+                    session = Some(opened);
+                    outcome
+                }
+                Err(failed) => failed,
+            },
+        };
         let (accepted, code, reply) = match outcome {
             SendOutcome::Sent { code, reply } => (true, Some(code), reply),
-            SendOutcome::TempFail { code, reply } => (false, code, reply),
-            SendOutcome::PermFail { code, reply } => (false, Some(code), reply),
+            SendOutcome::TempFail { code, reply } | SendOutcome::PermFail { code, reply } => {
+                (false, code, reply)
+            }
         };
         results.push(TestSendResult {
             email: email.to_string(),
@@ -754,6 +764,9 @@ async fn test_send(
             code,
             reply,
         });
+    }
+    if let Some(s) = session {
+        s.close().await;
     }
     Ok(Json(TestSendResponse { results }))
 }

@@ -1,0 +1,321 @@
+//! The sender's side of the delivery queue: claim due deliveries under a
+//! lease, and record what became of them in batches.
+//!
+//! A claim is identified by the delivery's attempt number: a result is
+//! written only while the delivery is still `sending` under that attempt, so
+//! a worker whose lease expired (and whose delivery someone else claimed)
+//! cannot overwrite the newer claim's outcome.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::DbError;
+
+/// A running campaign, as the sender caches it: recompiled when `updated_at` moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RunningCampaign {
+    /// Internal key.
+    pub id: i64,
+    /// Last change to the campaign.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The campaigns senders may claim for now.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn running_campaigns(conn: &mut PgConnection) -> Result<Vec<RunningCampaign>, DbError> {
+    let rows = sqlx::query_as!(
+        RunningCampaign,
+        "SELECT id, updated_at FROM campaigns WHERE status = 'running' ORDER BY id"
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+/// One claimed delivery with what rendering it needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// Delivery key.
+    pub id: i64,
+    /// Campaign key.
+    pub campaign_id: i64,
+    /// This claim's attempt number (1 for the first).
+    pub attempt: i32,
+    /// When the first attempt was claimed, for the give-up age.
+    pub first_attempt_at: DateTime<Utc>,
+    /// Subscriber public id.
+    pub subscriber_uuid: Uuid,
+    /// Subscriber address as stored (validated on the way in).
+    pub email: String,
+    /// Subscriber display name.
+    pub name: String,
+    /// Subscriber attributes (a JSON object).
+    pub attributes: serde_json::Value,
+    /// When the subscriber was created.
+    pub subscribed_at: DateTime<Utc>,
+    /// The target list the subscriber receives this campaign through, for
+    /// `List-Id`. `None` when they are on none any more (unsubscribed after
+    /// enqueue) or are blocklisted: the delivery is to be skipped.
+    pub list_uuid: Option<Uuid>,
+}
+
+/// Claims up to `per_campaign` due deliveries of each campaign in
+/// `campaigns`, marking them `sending` until `lease` from now. Rows other
+/// senders hold are skipped, not waited for. Taking an equal share from each
+/// running campaign keeps a large campaign from starving a small one started
+/// after it.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn claim(
+    conn: &mut PgConnection,
+    campaigns: &[i64],
+    per_campaign: i64,
+    lease: Duration,
+) -> Result<Vec<Claimed>, DbError> {
+    let rows = sqlx::query_as!(
+        Claimed,
+        r#"WITH due AS (
+               SELECT q.id
+               FROM unnest($1::bigint[]) AS c(id)
+               CROSS JOIN LATERAL (
+                   SELECT d.id FROM deliveries d
+                   WHERE d.campaign_id = c.id AND d.status = 'queued' AND d.run_at <= now()
+                   ORDER BY d.run_at, d.id
+                   LIMIT $2
+                   FOR UPDATE SKIP LOCKED
+               ) q
+           ), claimed AS (
+               UPDATE deliveries d SET
+                   status = 'sending',
+                   lease_until = now() + make_interval(secs => $3),
+                   attempts = d.attempts + 1,
+                   first_attempt_at = COALESCE(d.first_attempt_at, now()),
+                   updated_at = now()
+               FROM due WHERE d.id = due.id
+               RETURNING d.id, d.campaign_id, d.subscriber_id, d.attempts, d.first_attempt_at
+           )
+           SELECT c.id AS "id!", c.campaign_id AS "campaign_id!", c.attempts AS "attempt!",
+                  c.first_attempt_at AS "first_attempt_at!",
+                  s.uuid AS subscriber_uuid, s.email, s.name, s.attributes,
+                  s.created_at AS subscribed_at,
+                  CASE WHEN s.status = 'enabled' THEN (
+                      SELECT l.uuid
+                      FROM campaign_lists cl
+                      JOIN lists l ON l.id = cl.list_id
+                      JOIN subscriber_lists sl ON sl.list_id = cl.list_id AND sl.subscriber_id = s.id
+                      WHERE cl.campaign_id = c.campaign_id
+                        AND (sl.status = 'confirmed' OR (sl.status = 'unconfirmed' AND l.opt_in = 'single'))
+                      ORDER BY cl.list_id
+                      LIMIT 1
+                  ) END AS list_uuid
+           FROM claimed c JOIN subscribers s ON s.id = c.subscriber_id
+           ORDER BY c.id"#,
+        campaigns,
+        per_campaign,
+        lease.as_secs_f64(),
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The relay accepted it.
+    Sent {
+        /// Reply code.
+        code: u16,
+        /// Reply text (often with the relay's queue id).
+        reply: String,
+    },
+    /// Refused for now; try again at `retry_at`.
+    Retry {
+        /// Reply code, if the server answered.
+        code: Option<u16>,
+        /// Reply text or connection error.
+        reply: String,
+        /// When it is due again.
+        retry_at: DateTime<Utc>,
+    },
+    /// Given up on. `bounce` records a hard bounce (a permanent refusal by
+    /// the server); without it, retries ran out or the message could not be
+    /// built.
+    Failed {
+        /// Reply code, if any.
+        code: Option<u16>,
+        /// Why.
+        reply: String,
+        /// Whether this was a permanent refusal to count as a hard bounce.
+        bounce: bool,
+    },
+    /// Not sent on purpose (unsubscribed after enqueue, blocklisted).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Not attempted: the campaign was paused, or the worker is stopping.
+    /// Goes back to the queue as it was (skipped instead if the campaign
+    /// was cancelled meanwhile).
+    Released,
+}
+
+/// A result to record for one claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Delivery key.
+    pub id: i64,
+    /// The claim's attempt number.
+    pub attempt: i32,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What [`record`] wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordReport {
+    /// Deliveries updated (claims that had expired and moved on are not).
+    pub updated: u64,
+    /// Hard bounces recorded.
+    pub bounces: u64,
+    /// Subscribers blocklisted because of them.
+    pub blocklisted: u64,
+}
+
+/// Writes a batch of results: one statement for every delivery, one for
+/// hard bounces, one for blocklisting, one for released claims. Run it in a
+/// transaction so a batch lands whole.
+///
+/// A subscriber is blocklisted once they have `blocklist_after` hard bounces.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if a statement fails.
+pub async fn record(
+    conn: &mut PgConnection,
+    results: &[Recorded],
+    blocklist_after: i64,
+) -> Result<RecordReport, DbError> {
+    let mut ids = Vec::with_capacity(results.len());
+    let mut attempts = Vec::with_capacity(results.len());
+    let mut statuses = Vec::with_capacity(results.len());
+    let mut codes: Vec<Option<i32>> = Vec::with_capacity(results.len());
+    let mut replies = Vec::with_capacity(results.len());
+    let mut run_ats: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(results.len());
+    let mut bounced = Vec::new();
+    let mut released = Vec::new();
+    let mut released_attempts = Vec::new();
+    for r in results {
+        let (status, code, reply, run_at) = match &r.outcome {
+            Outcome::Sent { code, reply } => ("sent", Some(*code), reply.as_str(), None),
+            Outcome::Retry {
+                code,
+                reply,
+                retry_at,
+            } => ("queued", *code, reply.as_str(), Some(*retry_at)),
+            Outcome::Failed {
+                code,
+                reply,
+                bounce,
+            } => {
+                if *bounce {
+                    bounced.push(r.id);
+                }
+                ("failed", *code, reply.as_str(), None)
+            }
+            Outcome::Skipped { reason } => ("skipped", None, reason.as_str(), None),
+            Outcome::Released => {
+                released.push(r.id);
+                released_attempts.push(r.attempt);
+                continue;
+            }
+        };
+        ids.push(r.id);
+        attempts.push(r.attempt);
+        statuses.push(status);
+        codes.push(code.map(i32::from));
+        replies.push(reply);
+        run_ats.push(run_at);
+    }
+    let mut report = RecordReport::default();
+    if !ids.is_empty() {
+        let done = sqlx::query!(
+            r#"UPDATE deliveries d SET
+                   status = u.status,
+                   last_code = u.code,
+                   last_reply = u.reply,
+                   run_at = COALESCE(u.run_at, d.run_at),
+                   sent_at = CASE WHEN u.status = 'sent' THEN now() ELSE d.sent_at END,
+                   lease_until = NULL,
+                   updated_at = now()
+               FROM unnest($1::bigint[], $2::int[], $3::text[], $4::int[], $5::text[], $6::timestamptz[])
+                    AS u(id, attempt, status, code, reply, run_at)
+               WHERE d.id = u.id AND d.status = 'sending' AND d.attempts = u.attempt"#,
+            &ids,
+            &attempts,
+            &statuses as &[&str],
+            &codes as &[Option<i32>],
+            &replies as &[&str],
+            &run_ats as &[Option<DateTime<Utc>>],
+        )
+        .execute(&mut *conn)
+        .await?;
+        report.updated += done.rows_affected();
+    }
+    if !bounced.is_empty() {
+        let row = sqlx::query!(
+            r#"WITH bounced AS (
+                   INSERT INTO bounces (subscriber_id, campaign_id, delivery_id, kind, source, code, reply)
+                   SELECT d.subscriber_id, d.campaign_id, d.id, 'hard', 'smtp', d.last_code, COALESCE(d.last_reply, '')
+                   FROM deliveries d WHERE d.id = ANY($1) AND d.status = 'failed'
+                   RETURNING subscriber_id
+               ), blocked AS (
+                   UPDATE subscribers s SET status = 'blocklisted', updated_at = now()
+                   WHERE s.id IN (SELECT subscriber_id FROM bounced)
+                     AND s.status = 'enabled'
+                     AND (SELECT count(*) FROM bounces b WHERE b.subscriber_id = s.id AND b.kind = 'hard')
+                         + (SELECT count(*) FROM bounced n WHERE n.subscriber_id = s.id) >= $2
+                   RETURNING s.id
+               ), events AS (
+                   INSERT INTO subscription_events (subscriber_id, kind, source)
+                   SELECT id, 'blocklisted', 'bounces' FROM blocked
+               )
+               SELECT (SELECT count(*) FROM bounced) AS "bounces!",
+                      (SELECT count(*) FROM blocked) AS "blocklisted!""#,
+            &bounced,
+            blocklist_after,
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        report.bounces = u64::try_from(row.bounces).unwrap_or(0);
+        report.blocklisted = u64::try_from(row.blocklisted).unwrap_or(0);
+    }
+    if !released.is_empty() {
+        let done = sqlx::query!(
+            r#"UPDATE deliveries d SET
+                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
+                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled' ELSE d.last_reply END,
+                   attempts = d.attempts - 1,
+                   first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.first_attempt_at END,
+                   lease_until = NULL,
+                   updated_at = now()
+               FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt), campaigns c
+               WHERE d.id = u.id AND d.status = 'sending' AND d.attempts = u.attempt
+                 AND c.id = d.campaign_id"#,
+            &released,
+            &released_attempts,
+        )
+        .execute(&mut *conn)
+        .await?;
+        report.updated += done.rows_affected();
+    }
+    Ok(report)
+}

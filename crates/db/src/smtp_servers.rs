@@ -1,0 +1,254 @@
+//! The SMTP relays the sender delivers through.
+
+use chrono::{DateTime, Utc};
+use postino_domain::SmtpSettings;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::DbError;
+
+/// A relay as stored. Its password sits in a secret that prints as
+/// `[REDACTED]`; only the sender and the connection test read it.
+#[derive(Debug, Clone)]
+pub struct SmtpServer {
+    /// Internal key.
+    pub id: i64,
+    /// Public id.
+    pub uuid: Uuid,
+    /// Unique display name.
+    pub name: String,
+    /// Whether the sender uses it.
+    pub enabled: bool,
+    /// How to reach it.
+    pub settings: SmtpSettings,
+    /// Whether a password is stored (the API says so, never what it is).
+    pub has_password: bool,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+struct Row {
+    id: i64,
+    uuid: Uuid,
+    name: String,
+    host: String,
+    port: i32,
+    tls: String,
+    username: String,
+    password: String,
+    hello_name: String,
+    max_connections: i32,
+    messages_per_connection: i32,
+    timeout_secs: i32,
+    enabled: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<Row> for SmtpServer {
+    type Error = DbError;
+
+    fn try_from(r: Row) -> Result<Self, DbError> {
+        let number = |v: i32| u32::try_from(v).unwrap_or(1);
+        Ok(Self {
+            id: r.id,
+            uuid: r.uuid,
+            name: r.name,
+            enabled: r.enabled,
+            has_password: !r.password.is_empty(),
+            settings: SmtpSettings {
+                host: r.host,
+                port: u16::try_from(r.port).unwrap_or(25),
+                tls: r.tls.parse()?,
+                username: r.username,
+                password: SecretString::from(r.password),
+                hello_name: r.hello_name,
+                max_connections: number(r.max_connections),
+                messages_per_connection: number(r.messages_per_connection),
+                timeout_secs: u64::from(number(r.timeout_secs)),
+            },
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// What a user sets on a relay, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct NewSmtpServer<'a> {
+    /// Unique display name.
+    pub name: &'a str,
+    /// Whether the sender uses it.
+    pub enabled: bool,
+    /// How to reach it.
+    pub settings: &'a SmtpSettings,
+}
+
+fn int(v: impl TryInto<i32>) -> i32 {
+    v.try_into().unwrap_or(i32::MAX)
+}
+
+/// Every relay, by name.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn all(conn: &mut PgConnection) -> Result<Vec<SmtpServer>, DbError> {
+    let rows = sqlx::query_as!(Row, "SELECT * FROM smtp_servers ORDER BY name")
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter().map(SmtpServer::try_from).collect()
+}
+
+/// The relays the sender uses, oldest first.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn enabled(conn: &mut PgConnection) -> Result<Vec<SmtpServer>, DbError> {
+    let rows = sqlx::query_as!(Row, "SELECT * FROM smtp_servers WHERE enabled ORDER BY id")
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter().map(SmtpServer::try_from).collect()
+}
+
+/// One relay by public id.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is none.
+pub async fn get(conn: &mut PgConnection, uuid: Uuid) -> Result<SmtpServer, DbError> {
+    let row = sqlx::query_as!(Row, "SELECT * FROM smtp_servers WHERE uuid = $1", uuid)
+        .fetch_one(conn)
+        .await?;
+    row.try_into()
+}
+
+/// Stores a new relay.
+///
+/// # Errors
+///
+/// [`DbError::Conflict`] if the name is taken.
+pub async fn create(
+    conn: &mut PgConnection,
+    new: &NewSmtpServer<'_>,
+) -> Result<SmtpServer, DbError> {
+    let f = new.settings;
+    let row = sqlx::query_as!(
+        Row,
+        r#"INSERT INTO smtp_servers (uuid, name, host, port, tls, username, password, hello_name,
+                                     max_connections, messages_per_connection, timeout_secs, enabled)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+           RETURNING *"#,
+        Uuid::new_v4(),
+        new.name,
+        f.host,
+        i32::from(f.port),
+        f.tls.as_str(),
+        f.username,
+        f.password.expose_secret(),
+        f.hello_name,
+        int(f.max_connections),
+        int(f.messages_per_connection),
+        int(f.timeout_secs),
+        new.enabled,
+    )
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// Replaces a relay's fields. With `keep_password`, the stored password
+/// stays and the one in `new` is ignored.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is none, [`DbError::Conflict`] if the name is taken.
+pub async fn update(
+    conn: &mut PgConnection,
+    id: i64,
+    new: &NewSmtpServer<'_>,
+    keep_password: bool,
+) -> Result<SmtpServer, DbError> {
+    let f = new.settings;
+    let password: Option<&str> = (!keep_password).then(|| f.password.expose_secret());
+    let row = sqlx::query_as!(
+        Row,
+        r#"UPDATE smtp_servers SET name = $2, host = $3, port = $4, tls = $5, username = $6,
+                  password = COALESCE($7, password), hello_name = $8, max_connections = $9,
+                  messages_per_connection = $10, timeout_secs = $11, enabled = $12, updated_at = now()
+           WHERE id = $1
+           RETURNING *"#,
+        id,
+        new.name,
+        f.host,
+        i32::from(f.port),
+        f.tls.as_str(),
+        f.username,
+        password,
+        f.hello_name,
+        int(f.max_connections),
+        int(f.messages_per_connection),
+        int(f.timeout_secs),
+        new.enabled,
+    )
+    .fetch_one(conn)
+    .await?;
+    row.try_into()
+}
+
+/// Deletes a relay.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is none.
+pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
+    let done = sqlx::query!("DELETE FROM smtp_servers WHERE id = $1", id)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}
+
+/// Stores `f` when no relay is configured yet, so a fresh installation
+/// sends through the relay named in its configuration file. Returns whether
+/// it did; a relay set up through the API is never overwritten.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn seed_if_empty(
+    conn: &mut PgConnection,
+    new: &NewSmtpServer<'_>,
+) -> Result<bool, DbError> {
+    let f = new.settings;
+    // One statement, so two processes starting at once cannot both seed;
+    // the unique name settles the rare race where both see an empty table.
+    let done = sqlx::query!(
+        r#"INSERT INTO smtp_servers (uuid, name, host, port, tls, username, password, hello_name,
+                                     max_connections, messages_per_connection, timeout_secs, enabled)
+           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
+           WHERE NOT EXISTS (SELECT 1 FROM smtp_servers)
+           ON CONFLICT (name) DO NOTHING"#,
+        Uuid::new_v4(),
+        new.name,
+        f.host,
+        i32::from(f.port),
+        f.tls.as_str(),
+        f.username,
+        f.password.expose_secret(),
+        f.hello_name,
+        int(f.max_connections),
+        int(f.messages_per_connection),
+        int(f.timeout_secs),
+        new.enabled,
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}

@@ -1,0 +1,166 @@
+//! Delivery rules that need no I/O: delivery states, and when to try a
+//! temporarily refused message again.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+use crate::lists::text_enum;
+
+/// Where one delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting to be sent, now or at its retry time.
+    Queued,
+    /// Claimed by a sender under a lease.
+    Sending,
+    /// Accepted by the relay.
+    Sent,
+    /// Given up on: refused for good, or retried for too long.
+    Failed,
+    /// Not sent on purpose: unsubscribed meanwhile, or the campaign was cancelled.
+    Skipped,
+}
+
+text_enum!(DeliveryStatus, "status", {
+    Queued => "queued", Sending => "sending", Sent => "sent", Failed => "failed", Skipped => "skipped"
+});
+
+/// When a temporarily refused message is tried again: exponential backoff
+/// from `initial`, doubling per attempt up to `max`, with jitter so a relay
+/// that refused a burst does not get the same burst back at one instant; and
+/// not at all once the first attempt is older than `give_up_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Delay after the first failed attempt.
+    pub initial: Duration,
+    /// Longest delay between attempts.
+    pub max: Duration,
+    /// Age of the first attempt after which a temporary failure becomes final.
+    pub give_up_after: Duration,
+}
+
+impl RetryPolicy {
+    /// Checks the bounds make sense together.
+    ///
+    /// # Errors
+    ///
+    /// Names the setting at fault.
+    pub fn new(
+        initial: Duration,
+        max: Duration,
+        give_up_after: Duration,
+    ) -> Result<Self, DomainError> {
+        if initial.is_zero() {
+            return Err(DomainError::new("retry_initial", "must be more than zero"));
+        }
+        if max < initial {
+            return Err(DomainError::new(
+                "retry_max",
+                "must be at least retry_initial",
+            ));
+        }
+        Ok(Self {
+            initial,
+            max,
+            give_up_after,
+        })
+    }
+
+    /// The delay before attempt `attempts + 1`, after `attempts` attempts
+    /// (at least 1) failed temporarily. `jitter` is a random number in
+    /// `[0, 1)`; the delay is drawn from the upper half of the backoff step,
+    /// `[step / 2, step)`, so it still grows with every attempt.
+    #[must_use]
+    pub fn delay(&self, attempts: u32, jitter: f64) -> Duration {
+        let doublings = attempts.saturating_sub(1).min(32);
+        let step = self
+            .initial
+            .checked_mul(1u32 << doublings.min(31))
+            .unwrap_or(self.max)
+            .min(self.max);
+        let jitter = jitter.clamp(0.0, 1.0);
+        step.mul_f64(0.5 + jitter / 2.0)
+    }
+
+    /// Whether a delivery first attempted `age` ago may be tried again.
+    #[must_use]
+    pub fn may_retry(&self, age: Duration) -> bool {
+        age < self.give_up_after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RetryPolicy {
+        RetryPolicy::new(
+            Duration::from_secs(60),
+            Duration::from_secs(3600),
+            Duration::from_secs(3 * 86_400),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn delays_double_per_attempt_within_the_jitter_band() {
+        let p = policy();
+        for (attempts, step) in [(1, 60), (2, 120), (3, 240), (4, 480)] {
+            let low = p.delay(attempts, 0.0);
+            let high = p.delay(attempts, 0.999_999);
+            assert_eq!(low, Duration::from_secs(step / 2), "attempt {attempts}");
+            assert!(high < Duration::from_secs(step), "attempt {attempts}");
+            assert!(high > Duration::from_secs(step) - Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn delays_stop_growing_at_the_maximum_even_after_many_attempts() {
+        let p = policy();
+        for attempts in [7, 8, 40, u32::MAX] {
+            let d = p.delay(attempts, 0.999);
+            assert!(d <= Duration::from_secs(3600), "attempt {attempts}: {d:?}");
+            assert!(d >= Duration::from_secs(1800), "attempt {attempts}: {d:?}");
+        }
+    }
+
+    #[test]
+    fn jitter_out_of_range_is_clamped() {
+        let p = policy();
+        assert_eq!(p.delay(1, -5.0), Duration::from_secs(30));
+        assert_eq!(p.delay(1, 7.0), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn retries_stop_once_the_first_attempt_is_too_old() {
+        let p = policy();
+        assert!(p.may_retry(Duration::from_secs(86_400)));
+        assert!(!p.may_retry(Duration::from_secs(3 * 86_400)));
+    }
+
+    #[test]
+    fn nonsense_bounds_are_refused_with_the_setting_named() {
+        let e =
+            RetryPolicy::new(Duration::ZERO, Duration::from_secs(1), Duration::ZERO).unwrap_err();
+        assert_eq!(e.what, "retry_initial");
+        let e = RetryPolicy::new(
+            Duration::from_secs(10),
+            Duration::from_secs(1),
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(e.what, "retry_max");
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_stored_names() {
+        for s in ["queued", "sending", "sent", "failed", "skipped"] {
+            assert_eq!(s.parse::<DeliveryStatus>().unwrap().as_str(), s);
+        }
+        assert!("bounced".parse::<DeliveryStatus>().is_err());
+    }
+}

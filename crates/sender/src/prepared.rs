@@ -1,0 +1,131 @@
+//! Campaigns compiled once for all their recipients, and which campaigns
+//! may send right now.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use postino_compose::{CampaignIdentity, CampaignSource, CompiledCampaign};
+use postino_db::sending::RunningCampaign;
+use postino_db::{PgConnection, campaigns, templates};
+
+/// A campaign ready to render: templates compiled, addressing resolved.
+#[derive(Debug)]
+pub(crate) struct PreparedCampaign {
+    pub(crate) compiled: CompiledCampaign,
+    pub(crate) identity: CampaignIdentity,
+}
+
+async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, String> {
+    let c = campaigns::get_by_id(conn, id)
+        .await
+        .map_err(|e| e.to_string())?;
+    let layout = match c.fields.template_id {
+        Some(t) => Some(
+            templates::get_by_id(conn, t)
+                .await
+                .map_err(|e| e.to_string())?
+                .body,
+        ),
+        None => None,
+    };
+    let f = c.fields;
+    let compiled = CompiledCampaign::compile(&CampaignSource {
+        uuid: c.uuid,
+        name: &f.name,
+        subject: &f.subject,
+        body: &f.body,
+        format: f.body_format,
+        text_body: f.text_body.as_deref(),
+        layout: layout.as_deref(),
+    })
+    .map_err(|e| e.to_string())?;
+    Ok(PreparedCampaign {
+        compiled,
+        identity: CampaignIdentity {
+            uuid: c.uuid,
+            from_name: f.from_name,
+            from_email: f.from_email,
+            reply_to: f.reply_to,
+            headers: f.headers,
+        },
+    })
+}
+
+/// How long a campaign that failed to prepare waits before another try.
+const RETRY_BROKEN: Duration = Duration::from_secs(60);
+
+/// The claimer's cache of compiled campaigns, keyed by campaign and its
+/// last change, so an edit made while paused is picked up on resume.
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    prepared: HashMap<RunningCampaign, Arc<PreparedCampaign>>,
+    /// Campaigns that failed to prepare, and when, so the error is logged
+    /// once a minute rather than on every pass.
+    broken: HashMap<RunningCampaign, Instant>,
+}
+
+impl Cache {
+    /// Prepares every running campaign not yet cached and forgets the ones
+    /// no longer running. Returns the ids that can be claimed for.
+    pub(crate) async fn refresh(
+        &mut self,
+        conn: &mut PgConnection,
+        running: &[RunningCampaign],
+    ) -> Vec<i64> {
+        self.prepared.retain(|k, _| running.contains(k));
+        self.broken
+            .retain(|k, at| running.contains(k) && at.elapsed() < RETRY_BROKEN);
+        let mut ready = Vec::with_capacity(running.len());
+        for campaign in running {
+            if self.prepared.contains_key(campaign) {
+                ready.push(campaign.id);
+                continue;
+            }
+            if self.broken.contains_key(campaign) {
+                continue;
+            }
+            match prepare(conn, campaign.id).await {
+                Ok(p) => {
+                    self.prepared.insert(*campaign, Arc::new(p));
+                    ready.push(campaign.id);
+                }
+                Err(e) => {
+                    // Templates are checked when saved, so this is a stored
+                    // campaign gone bad or a database hiccup: hold its
+                    // deliveries in the queue rather than fail them.
+                    tracing::error!(campaign = campaign.id, error = %e, "cannot prepare campaign; its deliveries wait");
+                    self.broken.insert(*campaign, Instant::now());
+                }
+            }
+        }
+        ready
+    }
+
+    /// The prepared campaign for a claimed delivery.
+    pub(crate) fn get(&self, id: i64) -> Option<Arc<PreparedCampaign>> {
+        self.prepared
+            .iter()
+            .find(|(k, _)| k.id == id)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+/// Which campaigns are running, as last seen by the claimer; workers check
+/// it before each send so a pause or cancel stops sending within one
+/// claimer pass rather than after everything already claimed.
+#[derive(Debug, Default)]
+pub(crate) struct Running(RwLock<HashSet<i64>>);
+
+impl Running {
+    pub(crate) fn set(&self, ids: impl IntoIterator<Item = i64>) {
+        if let Ok(mut set) = self.0.write() {
+            set.clear();
+            set.extend(ids);
+        }
+    }
+
+    pub(crate) fn contains(&self, id: i64) -> bool {
+        self.0.read().is_ok_and(|s| s.contains(&id))
+    }
+}

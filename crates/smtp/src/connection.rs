@@ -1,0 +1,259 @@
+//! One SMTP session with a relay, reused for many messages.
+
+use std::fmt;
+use std::time::Duration;
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
+use postino_domain::{EmailAddress, TlsMode};
+use secrecy::ExposeSecret;
+use tokio::time::timeout;
+
+use crate::SmtpSettings;
+
+/// What the relay made of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Accepted (2xx).
+    Sent {
+        /// Reply code.
+        code: u16,
+        /// Reply text.
+        reply: String,
+    },
+    /// Try again later: a 4xx reply, a refused or dropped connection, a timeout.
+    TempFail {
+        /// Reply code, when the server answered.
+        code: Option<u16>,
+        /// Reply text or connection error.
+        reply: String,
+    },
+    /// Will never be accepted as it is: a 5xx reply, or a message this
+    /// relay cannot take (say, a non-ASCII address without SMTPUTF8).
+    PermFail {
+        /// Reply code, when the server answered.
+        code: Option<u16>,
+        /// Reply text or the reason.
+        reply: String,
+    },
+}
+
+impl SendOutcome {
+    fn temp(reply: impl Into<String>) -> Self {
+        Self::TempFail {
+            code: None,
+            reply: reply.into(),
+        }
+    }
+}
+
+/// An open session: connected, greeted, secured and authenticated as
+/// configured.
+pub struct Connection {
+    inner: AsyncSmtpConnection,
+    sent: u32,
+    limit: u32,
+    timeout: Duration,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("sent", &self.sent)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tls_parameters(settings: &SmtpSettings) -> Result<Option<TlsParameters>, String> {
+    match settings.tls {
+        TlsMode::None => Ok(None),
+        TlsMode::Starttls | TlsMode::Tls => TlsParameters::new(settings.host.clone())
+            .map(Some)
+            .map_err(|e| format!("TLS for {}: {e}", settings.host)),
+    }
+}
+
+/// How far [`open`] got before it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Connect,
+    Auth,
+}
+
+async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, (Stage, String)> {
+    let params = tls_parameters(settings).map_err(|e| (Stage::Connect, e))?;
+    let hello = ClientId::Domain(settings.hello_name.clone());
+    let limit = settings.timeout();
+    let wrapper = (settings.tls == TlsMode::Tls)
+        .then(|| params.clone())
+        .flatten();
+    // lettre bounds the TCP connect by the timeout; the greeting, EHLO and
+    // STARTTLS are bounded here.
+    let connect = async {
+        let mut conn = AsyncSmtpConnection::connect_tokio1(
+            (settings.host.as_str(), settings.port),
+            Some(limit),
+            &hello,
+            wrapper,
+            None,
+        )
+        .await?;
+        if let (TlsMode::Starttls, Some(params)) = (settings.tls, params) {
+            conn.starttls(params, &hello).await?;
+        }
+        Ok::<_, lettre::transport::smtp::Error>(conn)
+    };
+    let mut conn = timeout(limit, connect)
+        .await
+        .map_err(|_| (Stage::Connect, format!("no greeting within {limit:?}")))?
+        .map_err(|e| (Stage::Connect, e.to_string()))?;
+    if !settings.username.is_empty() {
+        let credentials = Credentials::new(
+            settings.username.clone(),
+            settings.password.expose_secret().to_owned(),
+        );
+        timeout(
+            limit,
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
+        )
+        .await
+        .map_err(|_| (Stage::Auth, format!("no AUTH reply within {limit:?}")))?
+        .map_err(|e| (Stage::Auth, e.to_string()))?;
+    }
+    Ok(conn)
+}
+
+impl Connection {
+    /// Opens a session with the relay.
+    ///
+    /// # Errors
+    ///
+    /// A [`SendOutcome::TempFail`] describing the failure: a relay that cannot
+    /// be reached or refuses our credentials is a reason to wait, not to
+    /// give up on the messages meant for it.
+    pub async fn open(settings: &SmtpSettings) -> Result<Self, SendOutcome> {
+        let inner = open(settings).await.map_err(|(stage, e)| {
+            SendOutcome::temp(match stage {
+                Stage::Connect => {
+                    format!("cannot connect to {}:{}: {e}", settings.host, settings.port)
+                }
+                Stage::Auth => format!("{}:{} refused AUTH: {e}", settings.host, settings.port),
+            })
+        })?;
+        Ok(Self {
+            inner,
+            sent: 0,
+            limit: settings.messages_per_connection.max(1),
+            timeout: settings.timeout(),
+        })
+    }
+
+    /// Whether another message may go over this session: it is intact and
+    /// has not reached its message limit.
+    #[must_use]
+    pub fn is_reusable(&self) -> bool {
+        !self.inner.has_broken() && self.sent < self.limit
+    }
+
+    /// Sends one message to one recipient. `from` is the envelope sender
+    /// (the bounce address), which need not be the `From:` header.
+    pub async fn send(
+        &mut self,
+        from: &EmailAddress,
+        to: &EmailAddress,
+        bytes: &[u8],
+    ) -> SendOutcome {
+        let envelope = match (from.as_str().parse(), to.as_str().parse()) {
+            (Ok(f), Ok(t)) => Envelope::new(Some(f), vec![t]),
+            _ => Err(lettre::error::Error::MissingFrom),
+        };
+        let envelope = match envelope {
+            Ok(e) => e,
+            Err(e) => {
+                return SendOutcome::PermFail {
+                    code: None,
+                    reply: format!("address not usable in SMTP: {e}"),
+                };
+            }
+        };
+        self.sent += 1;
+        match timeout(self.timeout, self.inner.send(&envelope, bytes)).await {
+            Ok(Ok(response)) => SendOutcome::Sent {
+                code: code_number(response.code()),
+                reply: response.message().collect::<Vec<_>>().join(" "),
+            },
+            Ok(Err(e)) => classify(&e),
+            Err(_) => {
+                // The session is in an unknown state: never reuse it.
+                self.sent = self.limit;
+                self.inner.abort().await;
+                SendOutcome::temp(format!("no reply within {:?}", self.timeout))
+            }
+        }
+    }
+
+    /// Says goodbye (QUIT), bounded by the timeout.
+    pub async fn close(mut self) {
+        if !self.inner.has_broken() {
+            let _ = timeout(self.timeout, self.inner.quit()).await;
+        }
+    }
+}
+
+fn code_number(code: lettre::transport::smtp::response::Code) -> u16 {
+    code.to_string().parse().unwrap_or(0)
+}
+
+fn classify(e: &lettre::transport::smtp::Error) -> SendOutcome {
+    let reply = e.to_string();
+    match e.status() {
+        Some(code) if e.is_permanent() => SendOutcome::PermFail {
+            code: Some(code_number(code)),
+            reply,
+        },
+        Some(code) => SendOutcome::TempFail {
+            code: Some(code_number(code)),
+            reply,
+        },
+        // Refused before anything was sent: this relay cannot take this
+        // message, and trying again will not change that.
+        None if e.is_client() => SendOutcome::PermFail { code: None, reply },
+        // No reply: connection reset or closed, TLS failure.
+        None => SendOutcome::temp(reply),
+    }
+}
+
+/// What [`check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The connection is encrypted (STARTTLS or implicit TLS).
+    pub encrypted: bool,
+    /// Credentials were configured and accepted.
+    pub authenticated: bool,
+    /// The server's greeting name, from its EHLO reply.
+    pub server_name: String,
+}
+
+/// Connects, greets, secures and authenticates as a sender would, then says
+/// QUIT. The error names the step that failed and what the server said;
+/// it never contains the password.
+///
+/// # Errors
+///
+/// The step that failed and why.
+pub async fn check(settings: &SmtpSettings) -> Result<Checked, String> {
+    let mut conn = open(settings).await.map_err(|(stage, e)| match stage {
+        Stage::Connect => format!("connect to {}:{} failed: {e}", settings.host, settings.port),
+        Stage::Auth => format!("authentication as {:?} failed: {e}", settings.username),
+    })?;
+    let checked = Checked {
+        encrypted: conn.is_encrypted(),
+        authenticated: !settings.username.is_empty(),
+        server_name: conn.server_info().name().to_owned(),
+    };
+    let _ = timeout(settings.timeout(), conn.quit()).await;
+    Ok(checked)
+}

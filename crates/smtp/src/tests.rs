@@ -1,0 +1,109 @@
+use postino_domain::EmailAddress;
+use postino_sink::{Sink, SinkConfig};
+use secrecy::SecretString;
+
+use crate::{Connection, SendOutcome, SmtpSettings, check};
+
+fn settings_for(sink: &Sink) -> SmtpSettings {
+    SmtpSettings {
+        host: "127.0.0.1".to_owned(),
+        port: sink.addr().port(),
+        ..SmtpSettings::default()
+    }
+}
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+const BODY: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+
+#[tokio::test]
+async fn replies_are_classified_as_sent_temporary_or_permanent() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let settings = settings_for(&sink);
+    let from = addr("bounces+1@example.com");
+
+    let mut conn = Connection::open(&settings).await.unwrap();
+    let ok = conn.send(&from, &addr("a@example.org"), BODY).await;
+    assert!(conn.is_reusable(), "a session that sent a message is kept");
+    let temp = conn.send(&from, &addr("tempfail@example.org"), BODY).await;
+    let mut conn = Connection::open(&settings).await.unwrap();
+    let perm = conn.send(&from, &addr("permfail@example.org"), BODY).await;
+
+    assert!(matches!(ok, SendOutcome::Sent { code: 250, .. }), "{ok:?}");
+    assert!(
+        matches!(
+            temp,
+            SendOutcome::TempFail {
+                code: Some(451),
+                ..
+            }
+        ),
+        "{temp:?}"
+    );
+    assert!(
+        matches!(&perm, SendOutcome::PermFail { code: Some(550), reply } if reply.contains("permanent")),
+        "{perm:?}"
+    );
+    let received = sink.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].rcpt_to, ["a@example.org"]);
+    assert_eq!(received[0].mail_from, "bounces+1@example.com");
+}
+
+#[tokio::test]
+async fn a_session_is_reused_up_to_its_message_limit() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let settings = SmtpSettings {
+        messages_per_connection: 3,
+        ..settings_for(&sink)
+    };
+    let from = addr("news@example.com");
+    let mut conn = Connection::open(&settings).await.unwrap();
+    for i in 0..3 {
+        assert!(conn.is_reusable());
+        let outcome = conn
+            .send(&from, &addr(&format!("r{i}@example.org")), BODY)
+            .await;
+        assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");
+    }
+    assert!(!conn.is_reusable(), "the limit closes the session");
+    conn.close().await;
+    assert_eq!(sink.counts().connections, 1);
+    assert_eq!(sink.counts().accepted, 3);
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_a_temporary_failure_and_check_says_why() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let settings = SmtpSettings {
+        port,
+        timeout_secs: 2,
+        ..SmtpSettings::default()
+    };
+    let outcome = Connection::open(&settings).await.unwrap_err();
+    assert!(
+        matches!(&outcome, SendOutcome::TempFail { code: None, reply } if reply.contains("cannot connect")),
+        "{outcome:?}"
+    );
+    let error = check(&settings).await.unwrap_err();
+    assert!(error.starts_with("connect to 127.0.0.1:"), "{error}");
+}
+
+#[tokio::test]
+async fn check_reports_authentication_and_never_the_password() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let settings = SmtpSettings {
+        username: "mailer".to_owned(),
+        password: SecretString::from("hunter2hunter2".to_owned()),
+        ..settings_for(&sink)
+    };
+    let checked = check(&settings).await.unwrap();
+    assert!(checked.authenticated);
+    assert!(!checked.encrypted);
+    assert_eq!(checked.server_name, "postino-sink");
+}
