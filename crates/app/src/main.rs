@@ -86,6 +86,9 @@ enum Command {
         /// Share of recipients refused with 550 (0.0 to 1.0).
         #[arg(long, default_value_t = 0.0)]
         perm_fail: f64,
+        /// Share of messages after which the connection is dropped without a reply (0.0 to 1.0).
+        #[arg(long, default_value_t = 0.0)]
+        drop: f64,
         /// Delay before answering each message, in milliseconds.
         #[arg(long, default_value_t = 0)]
         delay_ms: u64,
@@ -186,9 +189,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             temp_fail,
             perm_fail,
+            drop,
             delay_ms,
             store,
-        } => sink(listen, temp_fail, perm_fail, delay_ms, store).await,
+        } => sink(listen, temp_fail, perm_fail, drop, delay_ms, store).await,
         Command::Demo { listen } => {
             if let Some(listen) = listen {
                 settings.http.listen = listen;
@@ -309,6 +313,7 @@ async fn sink(
     listen: std::net::SocketAddr,
     temp_fail: f64,
     perm_fail: f64,
+    drop: f64,
     delay_ms: u64,
     store: Option<PathBuf>,
 ) -> anyhow::Result<()> {
@@ -320,10 +325,15 @@ async fn sink(
         (0.0..=1.0).contains(&perm_fail),
         "--perm-fail must be between 0 and 1"
     );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&drop),
+        "--drop must be between 0 and 1"
+    );
     let sink = postino_sink::Sink::start(postino_sink::SinkConfig {
         listen,
         temp_fail,
         perm_fail,
+        drop,
         delay: std::time::Duration::from_millis(delay_ms),
         store,
         keep: false,
@@ -339,8 +349,12 @@ async fn sink(
     shutdown.cancelled().await;
     let counts = sink.counts();
     println!(
-        "accepted {} messages, refused {} temporarily and {} permanently, over {} connections",
-        counts.accepted, counts.refused_temp, counts.refused_perm, counts.connections
+        "accepted {} messages, refused {} temporarily and {} permanently, dropped {}, over {} connections",
+        counts.accepted,
+        counts.refused_temp,
+        counts.refused_perm,
+        counts.dropped,
+        counts.connections
     );
     Ok(())
 }

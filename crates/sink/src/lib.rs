@@ -3,7 +3,8 @@
 //! It speaks real SMTP over TCP (EHLO, PIPELINING, 8BITMIME, SMTPUTF8, SIZE,
 //! AUTH PLAIN/LOGIN accepted without checking), records each accepted
 //! message in memory and optionally as an `.eml` file, and can inject faults:
-//! a share of temporary (451) and permanent (550) refusals, a delay before
+//! a share of temporary (451) and permanent (550) refusals, a share of
+//! connections dropped after DATA without a reply, a delay before
 //! each reply to DATA, and recipients whose local part starts with `tempfail`
 //! or `permfail` always fail that way. It is never a relay: it delivers
 //! nothing anywhere.
@@ -11,7 +12,7 @@
 //! # Layout
 //!
 //! - [`SinkConfig`] — what to listen on and which faults to inject.
-//! - [`Sink`] — a running server: its address, what it received, stop.
+//! - [`Sink`] — a running server: its address, what it received, stop and shutdown.
 //! - `session` — one SMTP conversation.
 //!
 //! Dependency rule: depends on no workspace crate.
@@ -38,6 +39,10 @@ pub struct SinkConfig {
     pub temp_fail: f64,
     /// Share (0.0–1.0) of recipients refused with 550 (permanent).
     pub perm_fail: f64,
+    /// Share (0.0–1.0) of messages after whose DATA the sink hangs up
+    /// without a reply: the message is not accepted, and the client cannot
+    /// know that.
+    pub drop: f64,
     /// Delay before answering each message's DATA.
     pub delay: Duration,
     /// Write each accepted message here as `<n>.eml`, exactly as received.
@@ -53,6 +58,7 @@ impl Default for SinkConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             temp_fail: 0.0,
             perm_fail: 0.0,
+            drop: 0.0,
             delay: Duration::ZERO,
             store: None,
             keep: true,
@@ -91,6 +97,7 @@ pub(crate) struct State {
     pub(crate) accepted: AtomicU64,
     pub(crate) refused_temp: AtomicU64,
     pub(crate) refused_perm: AtomicU64,
+    pub(crate) dropped: AtomicU64,
     pub(crate) connections: AtomicU64,
 }
 
@@ -103,6 +110,8 @@ pub struct Counts {
     pub refused_temp: u64,
     /// Recipients refused with a 5xx.
     pub refused_perm: u64,
+    /// Messages whose connection the sink dropped instead of replying.
+    pub dropped: u64,
     /// SMTP connections opened.
     pub connections: u64,
 }
@@ -113,6 +122,7 @@ pub struct Sink {
     addr: SocketAddr,
     state: Arc<State>,
     stop: CancellationToken,
+    accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Sink {
@@ -137,7 +147,7 @@ impl Sink {
         let stop = CancellationToken::new();
         let config = Arc::new(config);
         let (st, cancel) = (state.clone(), stop.clone());
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
                     () = cancel.cancelled() => break,
@@ -159,7 +169,12 @@ impl Sink {
                 });
             }
         });
-        Ok(Self { addr, state, stop })
+        Ok(Self {
+            addr,
+            state,
+            stop,
+            accepting: Mutex::new(Some(accepting)),
+        })
     }
 
     /// The address it listens on.
@@ -195,6 +210,7 @@ impl Sink {
             accepted: self.state.accepted.load(Ordering::Relaxed),
             refused_temp: self.state.refused_temp.load(Ordering::Relaxed),
             refused_perm: self.state.refused_perm.load(Ordering::Relaxed),
+            dropped: self.state.dropped.load(Ordering::Relaxed),
             connections: self.state.connections.load(Ordering::Relaxed),
         }
     }
@@ -202,5 +218,16 @@ impl Sink {
     /// Stops accepting connections and ends open sessions.
     pub fn stop(&self) {
         self.stop.cancel();
+    }
+
+    /// Stops, and returns once the listening socket is closed, so another
+    /// sink can listen on the same address at once (an outage, then a
+    /// recovery, in tests).
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let accepting = self.accepting.lock().ok().and_then(|mut a| a.take());
+        if let Some(task) = accepting {
+            let _ = task.await;
+        }
     }
 }

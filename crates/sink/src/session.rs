@@ -146,6 +146,10 @@ pub(crate) async fn serve(
                     if !config.delay.is_zero() {
                         tokio::time::sleep(config.delay).await;
                     }
+                    if config.drop > 0.0 && rand::rng().random::<f64>() < config.drop {
+                        state.dropped.fetch_add(1, Ordering::Relaxed);
+                        return Ok(());
+                    }
                     let number = state.accepted.fetch_add(1, Ordering::Relaxed) + 1;
                     if let Some(dir) = &config.store {
                         tokio::fs::write(dir.join(format!("{number}.eml")), &data).await?;

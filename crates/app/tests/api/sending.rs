@@ -1,0 +1,485 @@
+//! The sender end to end: the real application (web, scheduler, sender)
+//! delivering to a real SMTP server (the sink) over TCP.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use mail_parser::{MessageParser, MimeHeaders};
+use postino_sink::{Sink, SinkConfig};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, spawn_app_as};
+
+/// A body with a non-ASCII greeting, a merge field, the unsubscribe link and
+/// one line far longer than SMTP allows (1000 octets), which encoding must fold.
+fn body() -> String {
+    format!(
+        "<p>Grüße, {{{{ subscriber.name }}}}!</p><p>{}</p><a href=\"{{{{ unsubscribe_url }}}}\">Unsubscribe</a>",
+        "word ".repeat(600).trim_end()
+    )
+}
+
+/// The application with every role, sending to `sink`, with timings short
+/// enough for tests.
+async fn sending_app(sink: &Sink, configure: impl FnOnce(&mut postino_app::Settings)) -> TestApp {
+    let port = sink.addr().port();
+    spawn_app_as(postino_app::Role::All, |s| {
+        s.smtp.port = port;
+        s.smtp.max_connections = 4;
+        s.scheduler.tick_ms = 50;
+        s.sender.idle_poll = Duration::from_millis(50);
+        s.sender.reload_servers = Duration::from_millis(100);
+        s.sender.record_interval = Duration::from_millis(20);
+        s.sender.retry_initial = Duration::from_millis(200);
+        s.sender.retry_max = Duration::from_millis(400);
+        s.http.root_url = "https://news.example.com".to_owned();
+        configure(s);
+    })
+    .await
+}
+
+/// Adds `n` subscribers `user{i}@example.org` (plus `extra` addresses) to a
+/// new single opt-in list; returns the list id.
+async fn audience(app: &TestApp, n: i64, extra: &[&str]) -> String {
+    let list = app.create_list("News", "single").await;
+    sqlx::query(
+        "INSERT INTO subscribers (uuid, email, name)
+         SELECT gen_random_uuid(), 'user' || g || '@example.org', 'User ' || g FROM generate_series(1, $1) g",
+    )
+    .bind(n)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    for email in extra {
+        sqlx::query(
+            "INSERT INTO subscribers (uuid, email, name) VALUES (gen_random_uuid(), $1, 'Extra')",
+        )
+        .bind(email)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO subscriber_lists (list_id, subscriber_id, status)
+         SELECT l.id, s.id, 'confirmed' FROM lists l, subscribers s WHERE l.uuid = $1::uuid",
+    )
+    .bind(&list)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    list
+}
+
+async fn campaign(app: &TestApp, lists: &[&str]) -> String {
+    app.post(
+        "/api/v1/campaigns",
+        json!({
+            "name": "Spring", "subject": "Nouvelles pour {{ subscriber.name }} ✉",
+            "from_name": "Acmé News", "from_email": "news@acme.example", "body": body(), "lists": lists,
+        }),
+    )
+    .await
+    .expect(StatusCode::CREATED)
+    .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn set_status(app: &TestApp, id: &str, status: &str) {
+    app.request(
+        reqwest::Method::PUT,
+        &format!("/api/v1/campaigns/{id}/status"),
+        Some(json!({"status": status})),
+    )
+    .await
+    .expect(StatusCode::OK);
+}
+
+async fn stats(app: &TestApp, id: &str) -> Value {
+    app.get(&format!("/api/v1/campaigns/{id}/stats"))
+        .await
+        .expect(StatusCode::OK)
+        .body
+}
+
+/// Waits until `done` holds for the campaign's stats, or fails after a while.
+async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..600 {
+        let s = stats(app, id).await;
+        if done(&s) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}: {}", stats(app, id).await);
+}
+
+async fn finished(app: &TestApp, id: &str) -> Value {
+    for _ in 0..600 {
+        let c = app.get(&format!("/api/v1/campaigns/{id}")).await.body;
+        if c["status"] == "finished" {
+            return stats(app, id).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("campaign did not finish: {}", stats(app, id).await);
+}
+
+fn assert_exactly_once(sink: &Sink, expected: &HashSet<String>) {
+    let per = sink.per_recipient();
+    let got: HashSet<String> = per.keys().cloned().collect();
+    let missing: Vec<_> = expected.difference(&got).collect();
+    let unexpected: Vec<_> = got.difference(expected).collect();
+    let twice: Vec<_> = per.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(missing.is_empty(), "never received: {missing:?}");
+    assert!(
+        unexpected.is_empty(),
+        "not meant to receive: {unexpected:?}"
+    );
+    assert!(twice.is_empty(), "received more than once: {twice:?}");
+}
+
+fn users(n: i64) -> HashSet<String> {
+    (1..=n).map(|i| format!("user{i}@example.org")).collect()
+}
+
+#[tokio::test]
+async fn every_recipient_gets_exactly_one_well_formed_message() {
+    // Arrange: 150 subscribers, on two overlapping lists.
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |_| {}).await;
+    let list = audience(&app, 150, &[]).await;
+    let other = app.create_list("Offers", "single").await;
+    sqlx::query(
+        "INSERT INTO subscriber_lists (list_id, subscriber_id, status)
+         SELECT (SELECT id FROM lists WHERE uuid = $1::uuid), id, 'confirmed' FROM subscribers WHERE id % 2 = 0",
+    )
+    .bind(&other)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let id = campaign(&app, &[&list, &other]).await;
+
+    // Act
+    set_status(&app, &id, "running").await;
+    let stats = finished(&app, &id).await;
+
+    // Assert: once each, and the database agrees.
+    assert_exactly_once(&sink, &users(150));
+    assert_eq!(stats["sent"], 150, "{stats}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'sent' AND sent_at IS NOT NULL AND last_code = 250")
+            .await,
+        150
+    );
+    let mut message_ids = HashSet::new();
+    for received in sink.messages() {
+        let raw = &received.data;
+        for line in raw.split(|b| *b == b'\n') {
+            assert!(line.len() <= 1000, "a line of {} octets", line.len());
+        }
+        let text = received.text();
+        let msg = MessageParser::default().parse(raw).expect("valid MIME");
+        let to = msg
+            .to()
+            .unwrap()
+            .first()
+            .unwrap()
+            .address()
+            .unwrap()
+            .to_owned();
+        assert_eq!(received.rcpt_to, std::slice::from_ref(&to));
+        let name = format!(
+            "User {}",
+            to.trim_start_matches("user").split('@').next().unwrap()
+        );
+        assert_eq!(
+            msg.subject(),
+            Some(format!("Nouvelles pour {name} ✉").as_str())
+        );
+        let from = msg.from().unwrap().first().unwrap();
+        assert_eq!(from.name(), Some("Acmé News"));
+        assert_eq!(from.address(), Some("news@acme.example"));
+        assert!(msg.date().is_some(), "Date header");
+        assert!(
+            message_ids.insert(msg.message_id().unwrap().to_owned()),
+            "unique Message-ID"
+        );
+        assert!(msg.content_type().unwrap().c_subtype.as_deref() == Some("alternative"));
+        let html = msg.body_html(0).unwrap();
+        assert!(html.contains(&format!("Grüße, {name}!")), "{html}");
+        let plain = msg.body_text(0).unwrap();
+        assert!(plain.contains("Grüße"), "{plain}");
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("List-Unsubscribe: <https://news.example.com/unsubscribe/"));
+        let list_id = msg.header_raw("List-Id").unwrap().trim().to_owned();
+        assert!(list_id.ends_with(".news.example.com>"), "{list_id}");
+        // The return path names this very delivery.
+        let local = received.mail_from.split('@').next().unwrap().to_owned();
+        assert!(
+            received.mail_from.ends_with("@acme.example"),
+            "{}",
+            received.mail_from
+        );
+        let hex_id = local
+            .strip_prefix("bounces+")
+            .unwrap()
+            .split('-')
+            .next()
+            .unwrap();
+        let delivery = i64::from_str_radix(hex_id, 16).unwrap();
+        let owner: String = sqlx::query_scalar(
+            "SELECT s.email FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id WHERE d.id = $1",
+        )
+        .bind(delivery)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        assert_eq!(owner, to);
+    }
+    // A subscriber on both lists gets List-Id of the first list they are on.
+    assert_eq!(message_ids.len(), 150);
+}
+
+#[tokio::test]
+async fn temporary_failures_are_retried_until_they_arrive() {
+    let sink = Sink::start(SinkConfig {
+        temp_fail: 0.3,
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = sending_app(&sink, |_| {}).await;
+    let list = audience(&app, 120, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    let stats = finished(&app, &id).await;
+
+    assert_exactly_once(&sink, &users(120));
+    assert_eq!(stats["sent"], 120);
+    assert!(sink.counts().refused_temp > 0, "the sink refused some");
+    assert!(
+        app.count("SELECT count(*) FROM deliveries WHERE attempts > 1")
+            .await
+            > 0,
+        "some needed more than one attempt"
+    );
+    assert_eq!(app.count("SELECT count(*) FROM bounces").await, 0);
+}
+
+#[tokio::test]
+async fn permanent_failures_bounce_once_and_are_never_retried() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |s| s.sender.blocklist_after_bounces = 1).await;
+    let list = audience(
+        &app,
+        20,
+        &["permfail1@example.org", "permfail2@example.org"],
+    )
+    .await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    let stats = finished(&app, &id).await;
+
+    assert_exactly_once(&sink, &users(20));
+    assert_eq!(stats["sent"], 20);
+    assert_eq!(stats["failed"], 2);
+    assert_eq!(
+        sink.counts().refused_perm,
+        2,
+        "each refused once, not retried"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM deliveries WHERE status = 'failed' AND attempts = 1 AND last_code = 550
+               AND last_reply LIKE '%Mailbox unavailable%'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM bounces b JOIN subscribers s ON s.id = b.subscriber_id
+                   WHERE b.kind = 'hard' AND b.code = 550 AND s.email LIKE 'permfail%'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscribers WHERE status = 'blocklisted'")
+            .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscription_events WHERE kind = 'blocklisted' AND source = 'bounces'")
+            .await,
+        2
+    );
+}
+
+#[tokio::test]
+async fn a_relay_outage_delays_delivery_but_loses_nothing() {
+    // The relay is down when the campaign starts.
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let addr = sink.addr();
+    let app = sending_app(&sink, |_| {}).await;
+    sink.shutdown().await;
+    let list = audience(&app, 60, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    wait_for(&app, &id, "failed connection attempts", |_| true).await;
+    for _ in 0..100 {
+        if app
+            .count("SELECT count(*) FROM deliveries WHERE last_reply LIKE 'cannot connect%' AND status = 'queued'")
+            .await
+            > 0
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        app.count("SELECT count(*) FROM deliveries WHERE last_reply LIKE 'cannot connect%'")
+            .await
+            > 0,
+        "attempts were made and failed while the relay was down"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
+            .await,
+        0
+    );
+
+    // The relay comes back on the same address.
+    let sink = Sink::start(SinkConfig {
+        listen: addr,
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let stats = finished(&app, &id).await;
+
+    assert_exactly_once(&sink, &users(60));
+    assert_eq!(stats["sent"], 60);
+}
+
+#[tokio::test]
+async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
+    let sink = Sink::start(SinkConfig {
+        delay: Duration::from_millis(20),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = sending_app(&sink, |s| s.smtp.max_connections = 2).await;
+    let list = audience(&app, 300, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    wait_for(&app, &id, "some sent", |s| s["sent"].as_i64() >= Some(20)).await;
+    set_status(&app, &id, "paused").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_pause = sink.counts().accepted;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    assert_eq!(
+        sink.counts().accepted,
+        after_pause,
+        "nothing is sent while paused"
+    );
+    assert!(after_pause < 300, "paused before the end");
+    let paused = stats(&app, &id).await;
+    assert_eq!(
+        paused["sending"], 0,
+        "claims went back to the queue: {paused}"
+    );
+
+    set_status(&app, &id, "running").await;
+    let stats = finished(&app, &id).await;
+    assert_exactly_once(&sink, &users(300));
+    assert_eq!(stats["sent"], 300);
+}
+
+#[tokio::test]
+async fn cancel_stops_sending_and_skips_the_rest() {
+    let sink = Sink::start(SinkConfig {
+        delay: Duration::from_millis(20),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = sending_app(&sink, |s| s.smtp.max_connections = 2).await;
+    let list = audience(&app, 300, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    wait_for(&app, &id, "some sent", |s| s["sent"].as_i64() >= Some(20)).await;
+    set_status(&app, &id, "cancelled").await;
+    let settled = wait_for(&app, &id, "claims settled", |s| {
+        s["sending"] == 0 && s["queued"] == 0
+    })
+    .await;
+    let after_cancel = sink.counts().accepted;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    assert_eq!(
+        sink.counts().accepted,
+        after_cancel,
+        "nothing is sent after cancel"
+    );
+    let sent = settled["sent"].as_i64().unwrap();
+    assert_eq!(i64::try_from(after_cancel).unwrap(), sent);
+    assert_eq!(
+        settled["skipped"].as_i64().unwrap(),
+        300 - sent,
+        "{settled}"
+    );
+}
+
+#[tokio::test]
+async fn an_unsubscribe_after_enqueue_is_honoured_at_send_time() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |_| {}).await;
+    // No relay yet: the campaign is enqueued but nothing is sent.
+    sqlx::query("UPDATE smtp_servers SET enabled = false")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let list = audience(&app, 30, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+    set_status(&app, &id, "running").await;
+    wait_for(&app, &id, "enqueue", |s| s["queued"] == 30).await;
+
+    // Two people leave: one unsubscribes, one is blocklisted.
+    sqlx::query(
+        "UPDATE subscriber_lists SET status = 'unsubscribed'
+         WHERE subscriber_id = (SELECT id FROM subscribers WHERE email = 'user7@example.org')",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE subscribers SET status = 'blocklisted' WHERE email = 'user8@example.org'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE smtp_servers SET enabled = true, updated_at = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let stats = finished(&app, &id).await;
+
+    let mut expected = users(30);
+    expected.remove("user7@example.org");
+    expected.remove("user8@example.org");
+    assert_exactly_once(&sink, &expected);
+    assert_eq!(stats["sent"], 28);
+    assert_eq!(stats["skipped"], 2);
+}
