@@ -2,7 +2,9 @@
 //! fills it here; the sender drains it.
 
 use chrono::{DateTime, Utc};
+use postino_domain::{CampaignStatus, DeliveryStatus};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use crate::DbError;
 
@@ -137,4 +139,134 @@ pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Res
     .execute(conn)
     .await?;
     Ok(result.rows_affected())
+}
+
+/// One delivery with its recipient, for "who did not get it, and why".
+#[derive(Debug, Clone)]
+pub struct DeliveryRow {
+    /// The recipient's internal key, which orders the pages.
+    pub subscriber_id: i64,
+    /// The recipient's public id.
+    pub subscriber: Uuid,
+    /// The recipient's address.
+    pub email: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made.
+    pub attempts: i32,
+    /// The last SMTP reply code, if any.
+    pub last_code: Option<i32>,
+    /// The last SMTP reply, connection error or reason for skipping.
+    pub last_reply: Option<String>,
+    /// When it is (or was) due.
+    pub run_at: DateTime<Utc>,
+    /// When the relay accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A page of a campaign's deliveries in recipient order, optionally in one
+/// state, after recipient key `after`. Walks the (campaign, subscriber)
+/// unique index, so every page costs the same.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails, [`DbError::Corrupt`] for an
+/// unknown stored status.
+pub async fn page(
+    conn: &mut PgConnection,
+    campaign_id: i64,
+    status: Option<DeliveryStatus>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT d.subscriber_id, s.uuid, s.email, d.status, d.attempts, d.last_code, d.last_reply,
+                  d.run_at, d.sent_at, d.updated_at
+           FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+           WHERE d.campaign_id = $1 AND d.subscriber_id > $2
+             AND ($3::text IS NULL OR d.status = $3)
+           ORDER BY d.subscriber_id
+           LIMIT $4"#,
+        campaign_id,
+        after,
+        status.map(DeliveryStatus::as_str),
+        limit,
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(DeliveryRow {
+                subscriber_id: r.subscriber_id,
+                subscriber: r.uuid,
+                email: r.email,
+                status: r.status.parse()?,
+                attempts: r.attempts,
+                last_code: r.last_code,
+                last_reply: r.last_reply,
+                run_at: r.run_at,
+                sent_at: r.sent_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect()
+}
+
+/// What [`retry_failed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// This many failed deliveries are queued again.
+    Requeued(u64),
+    /// The campaign is in a state that sends nothing (draft, scheduled,
+    /// cancelled); nothing changed.
+    NotSending(CampaignStatus),
+}
+
+/// Puts a campaign's failed deliveries back in the queue as new (no
+/// attempts, due now), except those to subscribers blocklisted since, and
+/// reopens the campaign if it had finished. Only for a running, paused or
+/// finished campaign. Run it in a transaction: the campaign row is locked
+/// so a concurrent cancel cannot interleave.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] for no such campaign, [`DbError::Database`] if a
+/// statement fails.
+pub async fn retry_failed(conn: &mut PgConnection, campaign_id: i64) -> Result<Retried, DbError> {
+    let status: CampaignStatus = sqlx::query_scalar!(
+        "SELECT status FROM campaigns WHERE id = $1 FOR UPDATE",
+        campaign_id
+    )
+    .fetch_one(&mut *conn)
+    .await?
+    .parse()?;
+    if !matches!(
+        status,
+        CampaignStatus::Running | CampaignStatus::Paused | CampaignStatus::Finished
+    ) {
+        return Ok(Retried::NotSending(status));
+    }
+    let requeued = sqlx::query!(
+        r#"UPDATE deliveries d SET status = 'queued', attempts = 0, first_attempt_at = NULL,
+                  run_at = now(), lease_until = NULL, updated_at = now()
+           FROM subscribers s
+           WHERE d.campaign_id = $1 AND d.status = 'failed'
+             AND s.id = d.subscriber_id AND s.status = 'enabled'"#,
+        campaign_id
+    )
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if requeued > 0 {
+        sqlx::query!(
+            r#"UPDATE campaigns SET status = 'running', finished_at = NULL, updated_at = now()
+               WHERE id = $1 AND status = 'finished'"#,
+            campaign_id
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Retried::Requeued(requeued))
 }

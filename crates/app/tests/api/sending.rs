@@ -117,7 +117,12 @@ async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> 
 }
 
 async fn finished(app: &TestApp, id: &str) -> Value {
-    for _ in 0..600 {
+    finished_within(app, id, Duration::from_secs(30)).await
+}
+
+async fn finished_within(app: &TestApp, id: &str, limit: Duration) -> Value {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
         let c = app.get(&format!("/api/v1/campaigns/{id}")).await.body;
         if c["status"] == "finished" {
             return stats(app, id).await;
@@ -482,4 +487,183 @@ async fn an_unsubscribe_after_enqueue_is_honoured_at_send_time() {
     assert_exactly_once(&sink, &expected);
     assert_eq!(stats["sent"], 28);
     assert_eq!(stats["skipped"], 2);
+}
+
+/// Sends SIGTERM, so the sender shuts down cleanly.
+fn terminate(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_sender_killed_again_and_again_loses_nothing_and_duplicates_only_what_was_in_flight() {
+    const RECIPIENTS: i64 = 50_000;
+    const KILLS: usize = 6;
+    const CONNECTIONS: u32 = 8;
+    const RECORD_BATCH: u32 = 200;
+    // The web role and the scheduler run here; the sender is a separate
+    // process, killed with SIGKILL mid-send and restarted.
+    let sink = Sink::start(SinkConfig {
+        keep: false,
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let port = sink.addr().port();
+    let app = spawn_app_as(postino_app::Role::Scheduler, |s| {
+        s.smtp.port = port;
+        s.smtp.max_connections = CONNECTIONS;
+        s.scheduler.tick_ms = 100;
+    })
+    .await;
+    let list = audience(&app, RECIPIENTS, &[]).await;
+    let id = campaign(&app, &[&list]).await;
+    set_status(&app, &id, "running").await;
+
+    let sender = || {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_postino"))
+            .args(["serve", "--role", "sender"])
+            .env("DATABASE_URL", &app.db.url)
+            .env("POSTINO__HTTP__LISTEN", "127.0.0.1:0")
+            .env("POSTINO__LOG__LEVEL", "warn")
+            .env("POSTINO__SENDER__LEASE", "2s")
+            .env("POSTINO__SENDER__IDLE_POLL", "50ms")
+            .env("POSTINO__SENDER__RECORD_BATCH", RECORD_BATCH.to_string())
+            .env("POSTINO__SENDER__RECORD_INTERVAL", "50ms")
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("the postino binary starts")
+    };
+    let mut kills = 0;
+    while kills < KILLS {
+        let mut child = sender();
+        let before = sink.counts().accepted;
+        // Kill it once it is well into sending, at a different point each time.
+        let target = before + 2_000 + 500 * kills as u64;
+        while sink.counts().accepted < target {
+            if sink.counts().accepted >= u64::try_from(RECIPIENTS).unwrap() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+        kills += 1;
+        if sink.counts().accepted >= u64::try_from(RECIPIENTS).unwrap() {
+            break;
+        }
+    }
+    let mut last = sender();
+    // Generous: a debug build on a busy machine sends a few hundred a second.
+    let stats = finished_within(&app, &id, Duration::from_secs(600)).await;
+    terminate(&last);
+    last.wait().await.unwrap();
+
+    let per = sink.per_recipient();
+    let duplicates: u64 = per.values().map(|n| n - 1).sum();
+    println!(
+        "crash test: {kills} kills, {} messages for {} recipients, {duplicates} duplicates",
+        sink.counts().accepted,
+        per.len()
+    );
+    assert_eq!(stats["sent"], RECIPIENTS, "{stats}");
+    assert_eq!(
+        per.len(),
+        usize::try_from(RECIPIENTS).unwrap(),
+        "everyone got it"
+    );
+    // In flight at a kill: sends on the open connections plus results
+    // accepted by the relay but not yet written (at most one batch).
+    let bound = u64::try_from(kills).unwrap() * u64::from(RECORD_BATCH + CONNECTIONS);
+    assert!(
+        duplicates <= bound,
+        "{duplicates} duplicates over {kills} kills; at most {bound} were in flight"
+    );
+}
+
+#[tokio::test]
+async fn who_did_not_get_it_and_why_is_one_call_and_failures_can_be_retried() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |_| {}).await;
+    let list = audience(&app, 5, &["permfail@example.org"]).await;
+    let id = campaign(&app, &[&list]).await;
+    set_status(&app, &id, "running").await;
+    finished(&app, &id).await;
+
+    let failed = app
+        .get(&format!("/api/v1/campaigns/{id}/deliveries?status=failed"))
+        .await
+        .expect(StatusCode::OK);
+    let items = failed.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", failed.text);
+    assert_eq!(items[0]["email"], "permfail@example.org");
+    assert_eq!(items[0]["status"], "failed");
+    assert_eq!(items[0]["last_code"], 550);
+    assert!(
+        items[0]["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("Mailbox unavailable")
+    );
+    assert!(failed.body["next_cursor"].is_null());
+
+    // All six, two per page, in order.
+    let mut emails = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/campaigns/{id}/deliveries?limit=2&cursor={c}"),
+            None => format!("/api/v1/campaigns/{id}/deliveries?limit=2"),
+        };
+        let page = app.get(&path).await.expect(StatusCode::OK);
+        for item in page.body["items"].as_array().unwrap() {
+            emails.push(item["email"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(emails.len(), 6, "{emails:?}");
+    app.get(&format!("/api/v1/campaigns/{id}/deliveries?status=bounced"))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "status");
+    app.get(&format!("/api/v1/campaigns/{id}/deliveries?cursor=nope"))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "cursor");
+
+    // Retrying reopens the finished campaign; the recipient still refuses.
+    let retried = app
+        .post(
+            &format!("/api/v1/campaigns/{id}/deliveries/retry"),
+            json!({}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(retried.body["requeued"], 1);
+    finished(&app, &id).await;
+    assert_eq!(sink.counts().refused_perm, 2, "tried once more");
+    assert_eq!(
+        app.count("SELECT count(*) FROM deliveries WHERE status = 'failed' AND attempts = 1")
+            .await,
+        1
+    );
+
+    let draft = campaign(&app, &[&list]).await;
+    app.post(
+        &format!("/api/v1/campaigns/{draft}/deliveries/retry"),
+        json!({}),
+    )
+    .await
+    .expect_problem(StatusCode::CONFLICT, "status");
+    app.get(&format!(
+        "/api/v1/campaigns/{}/deliveries",
+        uuid::Uuid::new_v4()
+    ))
+    .await
+    .expect_problem(StatusCode::NOT_FOUND, "");
 }

@@ -5,9 +5,10 @@
 //! answers without a token.
 //!
 //! CSV import jobs live in `imports`, CSV exports of lists and searches in
-//! `exports`.
+//! `exports`, a campaign's per-recipient outcomes in `deliveries`.
 
 mod campaigns;
+mod deliveries;
 mod exports;
 mod imports;
 mod lists;
@@ -63,6 +64,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(subscribers::router())
         .merge(templates::router())
         .merge(campaigns::router())
+        .merge(deliveries::router())
         .merge(tokens::router())
         .merge(imports::router())
         .merge(exports::router())
