@@ -1,10 +1,11 @@
 //! The sub-commands besides `serve`: bootstrap users and tokens, the demo.
 
 use anyhow::Context;
-use postino_db::{PgPool, api_tokens, campaigns, lists, seed, users};
+use postino_db::{PgPool, api_tokens, campaigns, lists, users};
 use postino_domain::{
     BodyFormat, EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags, TokenName,
 };
+use postino_importer::ImportSettings;
 use rand::Rng;
 
 /// Hashes a password with argon2id off the async threads (it takes tens of
@@ -79,6 +80,61 @@ pub struct DemoAccess {
     pub subscribers: i64,
 }
 
+/// Creates the demo list if missing and, while it is empty, imports
+/// `DEMO_SUBSCRIBERS` generated people into it through the importer.
+async fn import_demo_subscribers(pool: &PgPool, settings: &ImportSettings) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    let existing = lists::all(&mut conn)
+        .await?
+        .into_iter()
+        .find(|l| l.name.as_str() == DEMO_LIST);
+    let list = match existing {
+        Some(list) => list,
+        None => {
+            let new = lists::NewList {
+                name: ListName::parse(DEMO_LIST)?,
+                description: "Generated subscribers for trying Postino out.".to_owned(),
+                opt_in: OptIn::Single,
+                visibility: ListVisibility::Public,
+                tags: Tags::parse(&["demo"])?,
+            };
+            lists::create(&mut conn, &new).await?
+        }
+    };
+    drop(conn);
+    if list.counts.confirmed + list.counts.unconfirmed > 0 {
+        return Ok(());
+    }
+    let cities = ["Rome", "Oslo", "Lima", "Kyiv", "Porto"];
+    let mut csv = String::from("Email Address,First Name,Last Name,city,customer\n");
+    for n in 1..=DEMO_SUBSCRIBERS {
+        let city = cities[usize::try_from(n).unwrap_or(0) % cities.len()];
+        csv.push_str(&format!(
+            "reader{n}@example.com,Reader,No. {n},{city},{}\n",
+            n % 3 == 0
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("postino-demo-{}.csv", uuid::Uuid::new_v4()));
+    tokio::fs::write(&file, csv).await?;
+    let imported = crate::import_command::run(
+        pool,
+        settings,
+        &crate::import_command::ImportRequest {
+            file: &file,
+            lists: &[DEMO_LIST.to_owned()],
+            mode: postino_domain::ImportMode::Subscribe,
+            overwrite: false,
+            confirmed: true,
+            progress: false,
+        },
+    )
+    .await;
+    let _ = tokio::fs::remove_file(&file).await;
+    let summary = imported?;
+    tracing::info!(imported = summary.job.imported, "demo subscribers imported");
+    Ok(())
+}
+
 /// The demo's list name, user and size.
 const DEMO_LIST: &str = "Demo newsletter";
 const DEMO_USER: &str = "admin@example.com";
@@ -88,13 +144,16 @@ const DEMO_BODY: &str = "# Hello {{ subscriber.name }}\n\n\
 This is a sample campaign. You live in **{{ subscriber.attributes.city | default('somewhere nice') }}**.\n\n\
 <a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>\n";
 
-/// Seeds the demo data, idempotently: one list of generated subscribers, an
-/// admin user (password reset on every start) and a fresh API token.
+/// Seeds the demo data, idempotently: one list of generated subscribers
+/// (imported from a generated CSV file through the importer, as a user's
+/// spreadsheet would be), an admin user (password reset on every start), a
+/// fresh API token and a draft campaign.
 ///
 /// # Errors
 ///
-/// If the database fails.
-pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoAccess> {
+/// If the database fails or the generated file cannot be written.
+pub async fn seed_demo(pool: &PgPool, import: &ImportSettings) -> anyhow::Result<DemoAccess> {
+    import_demo_subscribers(pool, import).await?;
     let mut tx = pool.begin().await?;
     let existing = lists::all(&mut tx)
         .await?
@@ -113,8 +172,6 @@ pub async fn seed_demo(pool: &PgPool) -> anyhow::Result<DemoAccess> {
             lists::create(&mut tx, &new).await?
         }
     };
-    seed::generated_subscribers(&mut tx, list.id, DEMO_SUBSCRIBERS, "reader", "example.com")
-        .await?;
     let password = random_password();
     let hash = hash_password(Password::parse(&password)?).await?;
     let email = EmailAddress::parse(DEMO_USER)?;

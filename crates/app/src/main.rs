@@ -376,8 +376,9 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
         ..postino_smtp::SmtpSettings::default()
     };
     let root = settings.http.root_url.clone();
+    let import = settings.import.clone();
     let app = Application::build(settings).await?;
-    let access = commands::seed_demo(app.pool()).await?;
+    let access = commands::seed_demo(app.pool(), &import).await?;
     let port = app.port();
     let base = if root.contains(&format!(":{port}")) {
         root
@@ -391,7 +392,9 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
         "  demo list:   \"Demo newsletter\" with {} subscribers",
         access.subscribers
     );
-    println!("  campaign:    \"Welcome to Postino\" (draft; preview it, send a test, start it)");
+    println!(
+        "  campaign:    \"Welcome to Postino\" (draft; preview it, send a test, start it: the sender delivers it to the sink)"
+    );
     println!(
         "  mail sink:   smtp://{} (captures everything, delivers nothing)",
         sink.addr()

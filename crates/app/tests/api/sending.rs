@@ -667,3 +667,43 @@ async fn who_did_not_get_it_and_why_is_one_call_and_failures_can_be_retried() {
     .await
     .expect_problem(StatusCode::NOT_FOUND, "");
 }
+
+#[tokio::test]
+async fn the_demo_campaign_reaches_every_imported_demo_subscriber_once() {
+    let sink = Sink::start(SinkConfig {
+        keep: false,
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = sending_app(&sink, |s| s.smtp.max_connections = 8).await;
+    let access =
+        postino_app::commands::seed_demo(&app.pool, &postino_importer::ImportSettings::default())
+            .await
+            .unwrap();
+    assert_eq!(access.subscribers, 5000);
+    assert_eq!(
+        app.count("SELECT count(*) FROM imports WHERE status = 'finished' AND imported = 5000")
+            .await,
+        1,
+        "the demo list came through the importer"
+    );
+    let campaigns = app.get("/api/v1/campaigns").await.expect(StatusCode::OK);
+    let id = campaigns.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    set_status(&app, &id, "running").await;
+    let stats = finished_within(&app, &id, Duration::from_secs(300)).await;
+
+    assert_eq!(stats["sent"], 5000, "{stats}");
+    let per = sink.per_recipient();
+    assert_eq!(per.len(), 5000);
+    assert!(per.values().all(|n| *n == 1));
+    // Seeding again (a restart of the demo) adds no one.
+    postino_app::commands::seed_demo(&app.pool, &postino_importer::ImportSettings::default())
+        .await
+        .unwrap();
+    assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 5000);
+}
