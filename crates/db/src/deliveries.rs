@@ -124,21 +124,31 @@ pub async fn counts(conn: &mut PgConnection, campaign_id: i64) -> Result<Deliver
     })
 }
 
-/// Puts deliveries whose lease expired (their worker died) back in the queue.
-/// Returns how many.
+/// Puts deliveries whose lease expired (their worker died) back in the
+/// queue, or marks them skipped if their campaign was cancelled meanwhile.
+/// Returns how many went back to the queue.
 ///
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
 pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, DbError> {
-    let result = sqlx::query!(
-        r#"UPDATE deliveries SET status = 'queued', lease_until = NULL, updated_at = now()
-           WHERE status = 'sending' AND lease_until < $1"#,
+    let row = sqlx::query!(
+        r#"WITH expired AS (
+               UPDATE deliveries d SET
+                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
+                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled' ELSE d.last_reply END,
+                   lease_until = NULL,
+                   updated_at = now()
+               FROM campaigns c
+               WHERE d.status = 'sending' AND d.lease_until < $1 AND c.id = d.campaign_id
+               RETURNING d.status
+           )
+           SELECT count(*) FILTER (WHERE status = 'queued') AS "requeued!" FROM expired"#,
         now
     )
-    .execute(conn)
+    .fetch_one(conn)
     .await?;
-    Ok(result.rows_affected())
+    Ok(u64::try_from(row.requeued).unwrap_or(0))
 }
 
 /// One delivery with its recipient, for "who did not get it, and why".

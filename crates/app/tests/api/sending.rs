@@ -707,3 +707,41 @@ async fn the_demo_campaign_reaches_every_imported_demo_subscriber_once() {
         .unwrap();
     assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 5000);
 }
+
+#[tokio::test]
+async fn claims_of_a_dead_sender_return_to_the_queue_or_are_skipped_if_cancelled() {
+    let app = crate::helpers::spawn_app().await;
+    let list = audience(&app, 10, &[]).await;
+    let running = campaign(&app, &[&list]).await;
+    let cancelled = campaign(&app, &[&list]).await;
+    set_status(&app, &running, "running").await;
+    set_status(&app, &cancelled, "running").await;
+    let settings = postino_scheduler::SchedulerSettings::default();
+    postino_scheduler::tick(&app.pool, &settings).await.unwrap();
+
+    // A sender claims everything, then dies: its leases lapse.
+    let mut conn = app.pool.acquire().await.unwrap();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM campaigns ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let claimed = postino_db::sending::claim(&mut conn, &ids, 100, Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 20, "both campaigns share the claim");
+    assert_eq!(
+        claimed.iter().filter(|c| c.campaign_id == ids[0]).count(),
+        10
+    );
+    drop(conn);
+    set_status(&app, &cancelled, "cancelled").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = postino_scheduler::tick(&app.pool, &settings).await.unwrap();
+
+    assert_eq!(report.requeued, 10);
+    let running_stats = stats(&app, &running).await;
+    assert_eq!(running_stats["queued"], 10, "{running_stats}");
+    let cancelled_stats = stats(&app, &cancelled).await;
+    assert_eq!(cancelled_stats["skipped"], 10, "{cancelled_stats}");
+    assert_eq!(cancelled_stats["sending"], 0);
+}
