@@ -145,6 +145,22 @@ pub async fn seed_smtp_server(settings: &Settings, pool: &PgPool) -> anyhow::Res
     Ok(())
 }
 
+/// Runs the sender role alone, without a listener, until `shutdown`.
+///
+/// # Errors
+///
+/// If the configuration is invalid or the database unreachable at start.
+pub async fn run_sender(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    settings.validate()?;
+    let pool = open_database(settings).await?;
+    seed_smtp_server(settings, &pool).await?;
+    let addressing = addressing(settings, &pool).await?;
+    let result =
+        postino_sender::run(pool.clone(), settings.sender.clone(), addressing, shutdown).await;
+    pool.close().await;
+    result.map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
+}
+
 impl Application {
     /// Prepares the database and binds the listener (port 0 picks a free port).
     ///

@@ -305,6 +305,10 @@ async fn serve(settings: Settings, role: AppRole) -> anyhow::Result<()> {
         pool.close().await;
         return Ok(());
     }
+    if role == AppRole::Sender {
+        // No listener either: run as many senders as the relays can take.
+        return postino_app::run_sender(&settings, shutdown).await;
+    }
     let app = Application::build(settings).await?;
     app.run(role, shutdown).await
 }
