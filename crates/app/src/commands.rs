@@ -80,27 +80,30 @@ pub struct DemoAccess {
     pub subscribers: i64,
 }
 
+/// The demo list, created if missing.
+async fn demo_list(conn: &mut postino_db::PgConnection) -> anyhow::Result<lists::List> {
+    let existing = lists::all(&mut *conn)
+        .await?
+        .into_iter()
+        .find(|l| l.name.as_str() == DEMO_LIST);
+    if let Some(list) = existing {
+        return Ok(list);
+    }
+    let new = lists::NewList {
+        name: ListName::parse(DEMO_LIST)?,
+        description: "Generated subscribers for trying Postino out.".to_owned(),
+        opt_in: OptIn::Single,
+        visibility: ListVisibility::Public,
+        tags: Tags::parse(&["demo"])?,
+    };
+    Ok(lists::create(conn, &new).await?)
+}
+
 /// Creates the demo list if missing and, while it is empty, imports
 /// `DEMO_SUBSCRIBERS` generated people into it through the importer.
 async fn import_demo_subscribers(pool: &PgPool, settings: &ImportSettings) -> anyhow::Result<()> {
     let mut conn = pool.acquire().await?;
-    let existing = lists::all(&mut conn)
-        .await?
-        .into_iter()
-        .find(|l| l.name.as_str() == DEMO_LIST);
-    let list = match existing {
-        Some(list) => list,
-        None => {
-            let new = lists::NewList {
-                name: ListName::parse(DEMO_LIST)?,
-                description: "Generated subscribers for trying Postino out.".to_owned(),
-                opt_in: OptIn::Single,
-                visibility: ListVisibility::Public,
-                tags: Tags::parse(&["demo"])?,
-            };
-            lists::create(&mut conn, &new).await?
-        }
-    };
+    let list = demo_list(&mut conn).await?;
     drop(conn);
     if list.counts.confirmed + list.counts.unconfirmed > 0 {
         return Ok(());
@@ -155,23 +158,7 @@ This is a sample campaign. You live in **{{ subscriber.attributes.city | default
 pub async fn seed_demo(pool: &PgPool, import: &ImportSettings) -> anyhow::Result<DemoAccess> {
     import_demo_subscribers(pool, import).await?;
     let mut tx = pool.begin().await?;
-    let existing = lists::all(&mut tx)
-        .await?
-        .into_iter()
-        .find(|l| l.name.as_str() == DEMO_LIST);
-    let list = match existing {
-        Some(list) => list,
-        None => {
-            let new = lists::NewList {
-                name: ListName::parse(DEMO_LIST)?,
-                description: "Generated subscribers for trying Postino out.".to_owned(),
-                opt_in: OptIn::Single,
-                visibility: ListVisibility::Public,
-                tags: Tags::parse(&["demo"])?,
-            };
-            lists::create(&mut tx, &new).await?
-        }
-    };
+    let list = demo_list(&mut tx).await?;
     let password = random_password();
     let hash = hash_password(Password::parse(&password)?).await?;
     let email = EmailAddress::parse(DEMO_USER)?;
