@@ -252,9 +252,10 @@ async fn every_recipient_gets_exactly_one_well_formed_message() {
 }
 
 #[tokio::test]
-async fn temporary_failures_are_retried_until_they_arrive() {
+async fn temporary_failures_and_dropped_connections_are_retried_until_they_arrive() {
     let sink = Sink::start(SinkConfig {
-        temp_fail: 0.3,
+        temp_fail: 0.25,
+        drop: 0.1,
         ..SinkConfig::default()
     })
     .await
@@ -269,6 +270,7 @@ async fn temporary_failures_are_retried_until_they_arrive() {
     assert_exactly_once(&sink, &users(120));
     assert_eq!(stats["sent"], 120);
     assert!(sink.counts().refused_temp > 0, "the sink refused some");
+    assert!(sink.counts().dropped > 0, "the sink hung up on some");
     assert!(
         app.count("SELECT count(*) FROM deliveries WHERE attempts > 1")
             .await
