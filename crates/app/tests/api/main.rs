@@ -8,6 +8,7 @@ mod helpers;
 mod imports;
 mod lists;
 mod ops;
+mod smtp_servers;
 mod startup;
 mod subscribers;
 mod tokens;

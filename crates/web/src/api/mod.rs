@@ -5,12 +5,13 @@
 //! answers without a token.
 //!
 //! CSV import jobs live in `imports`, CSV exports of lists and searches in
-//! `exports`.
+//! `exports`, the SMTP relays the sender uses in `smtp_servers`.
 
 mod campaigns;
 mod exports;
 mod imports;
 mod lists;
+mod smtp_servers;
 mod subscribers;
 mod templates;
 mod tokens;
@@ -25,7 +26,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Postino API",
-        description = "Manage lists, subscribers, templates, campaigns and API tokens. Authenticate with \
+        description = "Manage lists, subscribers, templates, campaigns, SMTP servers and API tokens. Authenticate with \
                        `Authorization: Bearer <token>`; create a first token with \
                        `postino token create --name NAME`. Errors are RFC 9457 problem documents.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only"),
@@ -39,6 +40,7 @@ use crate::AppState;
         (name = "templates", description = "Layouts that wrap campaign bodies"),
         (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
         (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
+        (name = "smtp-servers", description = "SMTP relays the sender delivers through; passwords are write-only"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -66,4 +68,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(imports::router())
         .merge(exports::router())
+        .merge(smtp_servers::router())
 }
