@@ -10,7 +10,7 @@
 //!
 //! - [`campaigns`] — the campaign lifecycle, body formats, header values.
 //! - [`delivery`] — delivery states and the retry policy.
-//! - [`smtp`] — how to reach an SMTP relay.
+//! - [`smtp`] — how to reach an SMTP relay; stored relays' names.
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
@@ -43,6 +43,6 @@ pub use error::DomainError;
 pub use imports::{ImportMode, ImportStatus};
 pub use lists::{ListName, ListVisibility, OptIn, Tags};
 pub use pagination::{Cursor, PageSize};
-pub use smtp::{SmtpSettings, TlsMode};
+pub use smtp::{SmtpServerName, SmtpSettings, TlsMode};
 pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};
 pub use users::{Password, Role, TokenName};

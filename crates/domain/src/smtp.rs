@@ -9,6 +9,40 @@ use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 use crate::lists::text_enum;
+use crate::text::short_text;
+
+/// A stored relay's display name, 1 to 100 characters of one line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct SmtpServerName(String);
+
+impl SmtpServerName {
+    /// # Errors
+    ///
+    /// Refuses an empty or overlong name, or one with line breaks.
+    pub fn parse(raw: &str) -> Result<Self, DomainError> {
+        short_text(raw, "SMTP server name", 1, 100).map(Self)
+    }
+
+    /// The name as stored.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for SmtpServerName {
+    type Error = DomainError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<SmtpServerName> for String {
+    fn from(name: SmtpServerName) -> Self {
+        name.0
+    }
+}
 
 /// How the connection to a relay is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -207,6 +241,15 @@ mod tests {
         for t in ["none", "starttls", "tls"] {
             assert_eq!(t.parse::<TlsMode>().unwrap().as_str(), t);
         }
+    }
+
+    #[test]
+    fn a_server_name_is_one_trimmed_line_of_1_to_100_characters() {
+        assert_eq!(SmtpServerName::parse("  Relay ").unwrap().as_str(), "Relay");
+        assert!(SmtpServerName::parse(" ").is_err());
+        assert!(SmtpServerName::parse("a\nb").is_err());
+        assert!(SmtpServerName::parse(&"x".repeat(100)).is_ok());
+        assert!(SmtpServerName::parse(&"x".repeat(101)).is_err());
     }
 
     #[test]

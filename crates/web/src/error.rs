@@ -80,6 +80,7 @@ impl From<DbError> for WebError {
                     "subscribers_email_key" | "users_email_key" => {
                         ("email", "another record already has this e-mail address")
                     }
+                    "smtp_servers_name_key" => ("name", "another SMTP server has this name"),
                     _ => ("", "this conflicts with existing data"),
                 };
                 WebError::Conflict {

@@ -4,8 +4,8 @@
 //!
 //! - [`router`] — the whole application as one axum `Router`, so tests can
 //!   drive it without a socket and the binary can serve it.
-//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens, CSV
-//!   imports and exports) and its
+//! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens, SMTP
+//!   servers, CSV imports and exports) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
 //! - `public`: pages subscribers reach from messages (unsubscribe).
 //! - `auth`: bearer-token authentication, applied to every API route at once.

@@ -152,6 +152,10 @@ impl TestApp {
         self.request(Method::PATCH, path, Some(body)).await
     }
 
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.request(Method::PUT, path, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.request(Method::DELETE, path, None).await
     }

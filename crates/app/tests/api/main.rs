@@ -9,6 +9,7 @@ mod imports;
 mod lists;
 mod ops;
 mod sending;
+mod smtp_servers;
 mod startup;
 mod subscribers;
 mod tokens;

@@ -5,13 +5,15 @@
 //! answers without a token.
 //!
 //! CSV import jobs live in `imports`, CSV exports of lists and searches in
-//! `exports`, a campaign's per-recipient outcomes in `deliveries`.
+//! `exports`, a campaign's per-recipient outcomes in `deliveries`, the SMTP
+//! relays the sender uses in `smtp_servers`.
 
 mod campaigns;
 mod deliveries;
 mod exports;
 mod imports;
 mod lists;
+mod smtp_servers;
 mod subscribers;
 mod templates;
 mod tokens;
@@ -26,7 +28,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Postino API",
-        description = "Manage lists, subscribers, templates, campaigns and API tokens. Authenticate with \
+        description = "Manage lists, subscribers, templates, campaigns, SMTP servers and API tokens. Authenticate with \
                        `Authorization: Bearer <token>`; create a first token with \
                        `postino token create --name NAME`. Errors are RFC 9457 problem documents.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only"),
@@ -40,6 +42,7 @@ use crate::AppState;
         (name = "templates", description = "Layouts that wrap campaign bodies"),
         (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
         (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
+        (name = "smtp-servers", description = "SMTP relays the sender delivers through; passwords are write-only"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -68,4 +71,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(tokens::router())
         .merge(imports::router())
         .merge(exports::router())
+        .merge(smtp_servers::router())
 }

@@ -1,0 +1,347 @@
+//! `/api/v1/smtp-servers`: the relays the sender delivers through.
+//!
+//! A relay's password goes in and never comes out: responses carry only
+//! `has_password`, and the request body holds the password in a
+//! `SecretString`, so no `Debug` of the body can print it.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use postino_db::DbError;
+use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
+use postino_domain::{SmtpServerName, SmtpSettings, TlsMode};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{Problem, WebError};
+use crate::extract::{ApiJson, IdPath};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_servers, create_server))
+        .routes(routes!(get_server, replace_server, delete_server))
+        .routes(routes!(test_server))
+}
+
+/// An SMTP relay. Its password is never shown; `has_password` says whether
+/// one is stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SmtpServerResponse {
+    id: Uuid,
+    name: String,
+    /// Whether the sender delivers through it.
+    enabled: bool,
+    /// Host name or IP address.
+    host: String,
+    port: u16,
+    tls: TlsMode,
+    /// AUTH user name; empty means no AUTH.
+    username: String,
+    /// Whether a password is stored.
+    has_password: bool,
+    /// Name sent in EHLO.
+    hello_name: String,
+    /// Most connections open to this relay at once.
+    max_connections: u32,
+    /// Messages sent over one connection before it is reopened.
+    messages_per_connection: u32,
+    /// Seconds to wait for a connection or any one reply.
+    timeout_secs: u64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<SmtpServer> for SmtpServerResponse {
+    fn from(s: SmtpServer) -> Self {
+        let f = s.settings;
+        Self {
+            id: s.uuid,
+            name: s.name,
+            enabled: s.enabled,
+            host: f.host,
+            port: f.port,
+            tls: f.tls,
+            username: f.username,
+            has_password: s.has_password,
+            hello_name: f.hello_name,
+            max_connections: f.max_connections,
+            messages_per_connection: f.messages_per_connection,
+            timeout_secs: f.timeout_secs,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// Every relay, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SmtpServersResponse {
+    items: Vec<SmtpServerResponse>,
+}
+
+/// A whole relay: `POST` creates one, `PUT` replaces every field. Optional
+/// fields that are omitted or null take their defaults, except `password`
+/// on `PUT`, which then keeps the stored one.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SmtpServerBody {
+    /// Unique, 1 to 100 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
+    name: SmtpServerName,
+    /// Host name or IP address.
+    host: String,
+    /// TCP port.
+    #[schema(default = json!(SmtpSettings::default().port), minimum = 1, maximum = 65535)]
+    port: Option<u16>,
+    /// `starttls` for port 587, `tls` for 465; `none` only for a relay on
+    /// the same host.
+    #[schema(default = json!(SmtpSettings::default().tls))]
+    tls: Option<TlsMode>,
+    /// AUTH user name; empty means no AUTH.
+    #[schema(default = "")]
+    username: Option<String>,
+    /// AUTH password; never returned. On `PUT`, omit it or send null to keep
+    /// the stored one, or send "" to remove it.
+    #[schema(value_type = Option<String>, write_only)]
+    password: Option<SecretString>,
+    /// Name sent in EHLO.
+    #[schema(default = json!(SmtpSettings::default().hello_name))]
+    hello_name: Option<String>,
+    /// Most connections open to this relay at once, 1 to 1000.
+    #[schema(default = json!(SmtpSettings::default().max_connections), minimum = 1, maximum = 1000)]
+    max_connections: Option<u32>,
+    /// Messages sent over one connection before it is reopened.
+    #[schema(default = json!(SmtpSettings::default().messages_per_connection), minimum = 1)]
+    messages_per_connection: Option<u32>,
+    /// Seconds to wait for a connection or any one reply, 1 to 3600.
+    #[schema(default = json!(SmtpSettings::default().timeout_secs), minimum = 1, maximum = 3600)]
+    timeout_secs: Option<u64>,
+    /// Whether the sender delivers through it.
+    #[schema(default = true)]
+    enabled: Option<bool>,
+}
+
+/// A request body checked and completed with defaults.
+struct Relay {
+    name: SmtpServerName,
+    enabled: bool,
+    settings: SmtpSettings,
+    /// The body named a password (possibly empty); otherwise `PUT` keeps the
+    /// stored one.
+    password_given: bool,
+}
+
+impl Relay {
+    fn as_new(&self) -> NewSmtpServer<'_> {
+        NewSmtpServer {
+            name: self.name.as_str(),
+            enabled: self.enabled,
+            settings: &self.settings,
+        }
+    }
+}
+
+impl TryFrom<SmtpServerBody> for Relay {
+    type Error = WebError;
+
+    fn try_from(body: SmtpServerBody) -> Result<Self, WebError> {
+        let d = SmtpSettings::default();
+        let password_given = body.password.is_some();
+        let settings = SmtpSettings {
+            host: body.host.trim().to_owned(),
+            port: body.port.unwrap_or(d.port),
+            tls: body.tls.unwrap_or(d.tls),
+            username: body.username.unwrap_or(d.username),
+            password: body.password.unwrap_or(d.password),
+            hello_name: body.hello_name.unwrap_or(d.hello_name),
+            max_connections: body.max_connections.unwrap_or(d.max_connections),
+            messages_per_connection: body
+                .messages_per_connection
+                .unwrap_or(d.messages_per_connection),
+            timeout_secs: body.timeout_secs.unwrap_or(d.timeout_secs),
+        };
+        // `what` is the field's name in this body as well as in `[smtp]`.
+        settings
+            .validate()
+            .map_err(|e| WebError::invalid(e.what, e.reason))?;
+        Ok(Self {
+            name: body.name,
+            enabled: body.enabled.unwrap_or(true),
+            settings,
+            password_given,
+        })
+    }
+}
+
+/// What a connection test found. A relay that cannot be reached or refuses
+/// the credentials is reported here, not as an HTTP error.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConnectionCheck {
+    /// Connected, greeted, secured and authenticated as configured.
+    ok: bool,
+    /// The connection was encrypted (STARTTLS or TLS).
+    encrypted: bool,
+    /// Credentials were sent and accepted.
+    authenticated: bool,
+    /// The name the relay gave in its EHLO reply; null when `ok` is false.
+    server_name: Option<String>,
+    /// Which step failed and why; null when `ok` is true.
+    error: Option<String>,
+}
+
+/// List every SMTP server, by name.
+#[utoipa::path(get, path = "/smtp-servers", tag = "smtp-servers",
+    responses((status = 200, description = "OK", body = SmtpServersResponse)))]
+async fn list_servers(
+    State(state): State<AppState>,
+) -> Result<Json<SmtpServersResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let servers = smtp_servers::all(&mut conn).await?;
+    Ok(Json(SmtpServersResponse {
+        items: servers.into_iter().map(SmtpServerResponse::from).collect(),
+    }))
+}
+
+/// Add an SMTP server.
+#[utoipa::path(post, path = "/smtp-servers", tag = "smtp-servers", request_body = SmtpServerBody,
+    responses((status = 201, description = "Created", body = SmtpServerResponse),
+              (status = 409, description = "Another SMTP server has this name", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn create_server(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SmtpServerBody>,
+) -> Result<(StatusCode, Json<SmtpServerResponse>), WebError> {
+    let relay = Relay::try_from(body)?;
+    let mut conn = state.db.acquire().await?;
+    let server = smtp_servers::create(&mut conn, &relay.as_new()).await?;
+    Ok((StatusCode::CREATED, Json(server.into())))
+}
+
+/// Get one SMTP server.
+#[utoipa::path(get, path = "/smtp-servers/{id}", tag = "smtp-servers", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = SmtpServerResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn get_server(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<SmtpServerResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let server = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    Ok(Json(server.into()))
+}
+
+/// Replace an SMTP server's settings. A missing or null `password` keeps the
+/// stored one; an empty one removes it.
+#[utoipa::path(put, path = "/smtp-servers/{id}", tag = "smtp-servers", params(("id" = Uuid, Path)),
+    request_body = SmtpServerBody,
+    responses((status = 200, description = "OK", body = SmtpServerResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Another SMTP server has this name", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn replace_server(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<SmtpServerBody>,
+) -> Result<Json<SmtpServerResponse>, WebError> {
+    let relay = Relay::try_from(body)?;
+    let mut conn = state.db.acquire().await?;
+    let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    let server = smtp_servers::update(&mut conn, stored.id, &relay.as_new(), !relay.password_given)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(server.into()))
+}
+
+/// Delete an SMTP server.
+#[utoipa::path(delete, path = "/smtp-servers/{id}", tag = "smtp-servers", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn delete_server(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    smtp_servers::delete(&mut conn, stored.id)
+        .await
+        .map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Connect to an SMTP server with its stored settings, greet, secure and
+/// authenticate as the sender would, then quit; nothing is sent.
+#[utoipa::path(post, path = "/smtp-servers/{id}/test", tag = "smtp-servers", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "The test ran; `ok` says whether it passed", body = ConnectionCheck),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn test_server(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<ConnectionCheck>, WebError> {
+    // The connection goes back to the pool before the SMTP conversation,
+    // which may wait on a slow relay for many seconds.
+    let server = {
+        let mut conn = state.db.acquire().await?;
+        smtp_servers::get(&mut conn, id).await.map_err(not_found)?
+    };
+    let settings = &server.settings;
+    // A relay that never answers (a firewall dropping the port) must still
+    // get an `ok: false` answer, not the request timeout's bare 408.
+    let budget = Duration::from_secs(state.settings.request_timeout_secs.saturating_sub(1).max(1));
+    let outcome = tokio::time::timeout(budget, postino_smtp::check(settings))
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "connect to {}:{} gave no answer within {budget:?}",
+                settings.host, settings.port
+            ))
+        });
+    Ok(Json(match outcome {
+        Ok(checked) => ConnectionCheck {
+            ok: true,
+            encrypted: checked.encrypted,
+            authenticated: checked.authenticated,
+            server_name: Some(checked.server_name),
+            error: None,
+        },
+        Err(error) => ConnectionCheck {
+            ok: false,
+            encrypted: false,
+            authenticated: false,
+            server_name: None,
+            error: Some(error),
+        },
+    }))
+}
+
+fn not_found(e: DbError) -> WebError {
+    match e {
+        DbError::NotFound => WebError::NotFound("SMTP server"),
+        other => other.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_json;
+
+    #[test]
+    fn a_request_body_never_prints_its_password() {
+        let body: SmtpServerBody = parse_json(
+            br#"{"name": "Relay", "host": "smtp.example.net", "password": "hunter2-pw"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{body:?}").contains("hunter2"), "{body:?}");
+        let relay = Relay::try_from(body).unwrap();
+        assert!(relay.password_given);
+        assert!(!format!("{:?}", relay.settings).contains("hunter2"));
+    }
+}
