@@ -16,6 +16,7 @@ use postino_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 mod import;
+mod send;
 
 #[derive(Parser)]
 #[command(name = "postino-bench")]
@@ -62,6 +63,25 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
     },
+    /// Sending: the sender (`postino serve --role sender`) delivers a
+    /// campaign into `postino sink`, against Postfix's `smtp-source` into the
+    /// same sink; with the sender's CPU time and peak memory.
+    Send {
+        /// Recipients of the campaign.
+        #[arg(long, default_value_t = 100_000)]
+        recipients: i64,
+        /// SMTP connections, for the sender and for `smtp-source` alike.
+        #[arg(long, default_value_t = 16)]
+        connections: u32,
+        /// Run again at this many recipients and require the sender's peak
+        /// memory not to grow with the audience.
+        #[arg(long, value_name = "RECIPIENTS")]
+        memory_check: Option<i64>,
+        /// The `postino` binary; by default the one next to this benchmark
+        /// (`cargo build --release --bin postino`).
+        #[arg(long)]
+        postino: Option<std::path::PathBuf>,
+    },
 }
 
 #[tokio::main]
@@ -75,6 +95,20 @@ async fn main() -> anyhow::Result<()> {
         } => pagination(subscribers, depth, limit, rounds).await,
         Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
         Bench::Import { rows, batch_rows } => import::run(rows, batch_rows).await,
+        Bench::Send {
+            recipients,
+            connections,
+            memory_check,
+            postino,
+        } => {
+            send::run(send::Options {
+                recipients,
+                connections,
+                memory_check,
+                postino,
+            })
+            .await
+        }
     }
 }
 
@@ -110,31 +144,7 @@ async fn pagination(subscribers: i64, depth: i64, limit: u32, rounds: usize) -> 
 
     println!("seeding {subscribers} subscribers on one list…");
     let started = Instant::now();
-    let list = postino_db::lists::create(
-        &mut conn,
-        &postino_db::lists::NewList {
-            name: ListName::parse("Benchmark")?,
-            description: String::new(),
-            opt_in: OptIn::Single,
-            visibility: ListVisibility::Private,
-            tags: Tags::default(),
-        },
-    )
-    .await?;
-    postino_db::seed::generated_subscribers(
-        &mut conn,
-        list.id,
-        subscribers,
-        "bench",
-        "example.com",
-    )
-    .await?;
-    sqlx::query("VACUUM ANALYZE subscribers")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("VACUUM ANALYZE subscriber_lists")
-        .execute(&mut *conn)
-        .await?;
+    let list = seed_list(&mut conn, subscribers).await?;
     println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
 
     // The cursor a client holds after reading `depth` rows: the key of row `depth`.
@@ -256,6 +266,35 @@ async fn pagination(subscribers: i64, depth: i64, limit: u32, rounds: usize) -> 
         anyhow::bail!("a deep page costs more than twice page 1");
     }
     Ok(())
+}
+
+/// One private list named "Benchmark" holding `subscribers` generated,
+/// confirmed subscribers (`bench<n>@example.com`, named `Subscriber <n>`),
+/// with the planner's statistics refreshed.
+async fn seed_list(
+    conn: &mut sqlx::PgConnection,
+    subscribers: i64,
+) -> anyhow::Result<postino_db::lists::List> {
+    let list = postino_db::lists::create(
+        conn,
+        &postino_db::lists::NewList {
+            name: ListName::parse("Benchmark")?,
+            description: String::new(),
+            opt_in: OptIn::Single,
+            visibility: ListVisibility::Private,
+            tags: Tags::default(),
+        },
+    )
+    .await?;
+    postino_db::seed::generated_subscribers(conn, list.id, subscribers, "bench", "example.com")
+        .await?;
+    sqlx::query("VACUUM ANALYZE subscribers")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("VACUUM ANALYZE subscriber_lists")
+        .execute(&mut *conn)
+        .await?;
+    Ok(list)
 }
 
 fn ms(d: Duration) -> f64 {
