@@ -47,6 +47,8 @@ pub struct Claimed {
     pub campaign_id: i64,
     /// This claim's attempt number (1 for the first).
     pub attempt: i32,
+    /// When it was due: with `id`, its place in the campaign's queue.
+    pub run_at: DateTime<Utc>,
     /// When the first attempt was claimed, for the give-up age.
     pub first_attempt_at: DateTime<Utc>,
     /// Subscriber public id.
@@ -65,29 +67,56 @@ pub struct Claimed {
     pub list_uuid: Option<Uuid>,
 }
 
-/// Claims up to `per_campaign` due deliveries of each campaign in
-/// `campaigns`, marking them `sending` until `lease` from now. Rows other
-/// senders hold are skipped, not waited for. Taking an equal share from each
-/// running campaign keeps a large campaign from starving a small one started
-/// after it.
+/// Where to resume claiming a campaign's queue: after the last delivery
+/// claimed, by due time and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimFrom {
+    /// Campaign key.
+    pub campaign: i64,
+    /// Due time and key of the last delivery claimed; `None` starts at the
+    /// head of the queue.
+    pub after: Option<(DateTime<Utc>, i64)>,
+}
+
+/// Claims up to `per_campaign` due deliveries of each campaign, marking them
+/// `sending` until `lease` from now. Rows other senders hold are skipped,
+/// not waited for. Taking an equal share from each running campaign keeps a
+/// large campaign from starving a small one started after it.
+///
+/// Resuming after the last claim matters on a large queue: the claimed rows
+/// leave dead entries at the head of the queue index until vacuum, and a
+/// claim from the head would walk all of them every time. A resumed claim
+/// misses rows put back before its position (released by a paused or
+/// stopping sender); the caller starts from the head again whenever a
+/// resumed claim comes back short, which picks them up.
 ///
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
 pub async fn claim(
     conn: &mut PgConnection,
-    campaigns: &[i64],
+    from: &[ClaimFrom],
     per_campaign: i64,
     lease: Duration,
 ) -> Result<Vec<Claimed>, DbError> {
+    let campaigns: Vec<i64> = from.iter().map(|f| f.campaign).collect();
+    let after_run_at: Vec<DateTime<Utc>> = from
+        .iter()
+        .map(|f| f.after.map_or(DateTime::<Utc>::UNIX_EPOCH, |(t, _)| t))
+        .collect();
+    let after_id: Vec<i64> = from
+        .iter()
+        .map(|f| f.after.map_or(0, |(_, id)| id))
+        .collect();
     let rows = sqlx::query_as!(
         Claimed,
         r#"WITH due AS (
                SELECT q.id
-               FROM unnest($1::bigint[]) AS c(id)
+               FROM unnest($1::bigint[], $4::timestamptz[], $5::bigint[]) AS c(id, after_run_at, after_id)
                CROSS JOIN LATERAL (
                    SELECT d.id FROM deliveries d
                    WHERE d.campaign_id = c.id AND d.status = 'queued' AND d.run_at <= now()
+                     AND (d.run_at, d.id) > (c.after_run_at, c.after_id)
                    ORDER BY d.run_at, d.id
                    LIMIT $2
                    FOR UPDATE SKIP LOCKED
@@ -100,9 +129,10 @@ pub async fn claim(
                    first_attempt_at = COALESCE(d.first_attempt_at, now()),
                    updated_at = now()
                FROM due WHERE d.id = due.id
-               RETURNING d.id, d.campaign_id, d.subscriber_id, d.attempts, d.first_attempt_at
+               RETURNING d.id, d.campaign_id, d.subscriber_id, d.attempts, d.first_attempt_at, d.run_at
            )
            SELECT c.id AS "id!", c.campaign_id AS "campaign_id!", c.attempts AS "attempt!",
+                  c.run_at AS "run_at!",
                   c.first_attempt_at AS "first_attempt_at!",
                   s.uuid AS subscriber_uuid, s.email, s.name, s.attributes,
                   s.created_at AS subscribed_at,
@@ -118,9 +148,11 @@ pub async fn claim(
                   ) END AS list_uuid
            FROM claimed c JOIN subscribers s ON s.id = c.subscriber_id
            ORDER BY c.id"#,
-        campaigns,
+        &campaigns,
         per_campaign,
         lease.as_secs_f64(),
+        &after_run_at,
+        &after_id,
     )
     .fetch_all(conn)
     .await?;

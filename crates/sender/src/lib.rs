@@ -32,11 +32,13 @@ mod recorder;
 mod settings;
 mod worker;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postino_compose::Addressing;
+use postino_db::sending::ClaimFrom;
 use postino_db::smtp_servers::SmtpServer;
 use postino_db::{DbError, PgPool, sending, smtp_servers};
 use tokio::sync::mpsc;
@@ -111,10 +113,14 @@ impl Workers {
 
 use postino_db::sending::Recorded;
 
+/// Where each campaign's next claim resumes (see [`sending::claim`]).
+type Resume = HashMap<i64, (DateTime<Utc>, i64)>;
+
 /// Claims up to `room` deliveries spread over the running campaigns.
 async fn claim(
     pool: &PgPool,
     cache: &mut Cache,
+    resume: &mut Resume,
     shared: &Shared,
     room: usize,
     lease: Duration,
@@ -123,18 +129,36 @@ async fn claim(
     let running = sending::running_campaigns(&mut conn).await?;
     shared.running.set(running.iter().map(|c| c.id));
     let ready = cache.refresh(&mut conn, &running).await;
+    resume.retain(|campaign, _| ready.contains(campaign));
     if ready.is_empty() || room == 0 {
         return Ok(Vec::new());
     }
     let per_campaign = room.div_ceil(ready.len());
+    let from: Vec<ClaimFrom> = ready
+        .iter()
+        .map(|&campaign| ClaimFrom {
+            campaign,
+            after: resume.get(&campaign).copied(),
+        })
+        .collect();
     let claimed_at = Instant::now();
     let claimed = sending::claim(
         &mut conn,
-        &ready,
+        &from,
         i64::try_from(per_campaign).unwrap_or(i64::MAX),
         lease,
     )
     .await?;
+    for campaign in &ready {
+        let mine = claimed.iter().filter(|c| c.campaign_id == *campaign);
+        let last = mine.clone().map(|c| (c.run_at, c.id)).max();
+        if mine.count() < per_campaign {
+            // Short: start from the head next time, for anything put back.
+            resume.remove(campaign);
+        } else if let Some(last) = last {
+            resume.insert(*campaign, last);
+        }
+    }
     // Half the lease: a job still waiting by then is handed back unsent,
     // leaving the other half for a send in progress to finish.
     let lease_deadline = claimed_at + lease / 2;
@@ -203,6 +227,7 @@ pub async fn run(
 
     let mut workers = Workers::default();
     let mut cache = Cache::default();
+    let mut resume = Resume::new();
     let mut servers_read: Option<Instant> = None;
     let mut running_read = Instant::now();
     let mut warned_no_relay = false;
@@ -244,7 +269,16 @@ pub async fn run(
             continue;
         }
         running_read = Instant::now();
-        match claim(&pool, &mut cache, &shared, room, settings.lease).await {
+        match claim(
+            &pool,
+            &mut cache,
+            &mut resume,
+            &shared,
+            room,
+            settings.lease,
+        )
+        .await
+        {
             Ok(jobs) if jobs.is_empty() => {
                 if !pause(&shutdown, settings.idle_poll).await {
                     break;

@@ -727,7 +727,14 @@ async fn claims_of_a_dead_sender_return_to_the_queue_or_are_skipped_if_cancelled
         .fetch_all(&mut *conn)
         .await
         .unwrap();
-    let claimed = postino_db::sending::claim(&mut conn, &ids, 100, Duration::from_millis(1))
+    let from: Vec<_> = ids
+        .iter()
+        .map(|&campaign| postino_db::sending::ClaimFrom {
+            campaign,
+            after: None,
+        })
+        .collect();
+    let claimed = postino_db::sending::claim(&mut conn, &from, 100, Duration::from_millis(1))
         .await
         .unwrap();
     assert_eq!(claimed.len(), 20, "both campaigns share the claim");
