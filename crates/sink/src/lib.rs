@@ -50,6 +50,8 @@ pub struct SinkConfig {
     /// Keep accepted messages in memory for [`Sink::messages`]; off for
     /// benchmarks, where only counts matter.
     pub keep: bool,
+    /// Offer PIPELINING in the EHLO reply (off to play an older server).
+    pub pipelining: bool,
 }
 
 impl Default for SinkConfig {
@@ -62,6 +64,7 @@ impl Default for SinkConfig {
             delay: Duration::ZERO,
             store: None,
             keep: true,
+            pipelining: true,
         }
     }
 }

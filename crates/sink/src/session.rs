@@ -96,7 +96,8 @@ pub(crate) async fn serve(
         }
         let (verb, arg) = text.split_once(' ').unwrap_or((text, ""));
         let reply: &[u8] = match verb.to_ascii_uppercase().as_str() {
-            "EHLO" => b"250-postino-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 52428800\r\n",
+            "EHLO" if config.pipelining => b"250-postino-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 52428800\r\n",
+            "EHLO" => b"250-postino-sink\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250-AUTH PLAIN LOGIN\r\n250 SIZE 52428800\r\n",
             "HELO" => b"250 postino-sink\r\n",
             "AUTH" => {
                 if arg.to_ascii_uppercase().starts_with("LOGIN") {

@@ -6,13 +6,13 @@ use std::time::Duration;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::extension::{ClientId, Extension};
 use postino_domain::{EmailAddress, TlsMode};
 use secrecy::ExposeSecret;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use crate::SmtpSettings;
+use crate::{SmtpSettings, transaction};
 
 /// What the relay made of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +54,8 @@ impl SendOutcome {
 /// configured.
 pub struct Connection {
     inner: AsyncSmtpConnection,
+    /// The relay offers PIPELINING, so a message goes out in two writes.
+    pipelining: bool,
     sent: u32,
     limit: u32,
     timeout: Duration,
@@ -149,7 +151,7 @@ impl Connection {
     /// be reached or refuses our credentials is a reason to wait, not to
     /// give up on the messages meant for it.
     pub async fn open(settings: &SmtpSettings) -> Result<Self, SendOutcome> {
-        let inner = open(settings).await.map_err(|(stage, e)| {
+        let mut inner = open(settings).await.map_err(|(stage, e)| {
             SendOutcome::temp(match stage {
                 Stage::Connect => {
                     format!("cannot connect to {}:{}: {e}", settings.host, settings.port)
@@ -157,8 +159,25 @@ impl Connection {
                 Stage::Auth => format!("{}:{} refused AUTH: {e}", settings.host, settings.port),
             })
         })?;
+        let hello = ClientId::Domain(settings.hello_name.clone());
+        let pipelining = match timeout(
+            settings.timeout(),
+            transaction::offers_pipelining(&mut inner, &hello),
+        )
+        .await
+        {
+            Ok(Ok(offered)) => offered,
+            Ok(Err(e)) => {
+                return Err(SendOutcome::temp(format!(
+                    "{}:{} refused EHLO: {e}",
+                    settings.host, settings.port
+                )));
+            }
+            Err(_) => return Err(SendOutcome::temp("no reply to EHLO in time")),
+        };
         Ok(Self {
             inner,
+            pipelining,
             sent: 0,
             limit: settings.messages_per_connection.max(1),
             timeout: settings.timeout(),
@@ -194,7 +213,34 @@ impl Connection {
             }
         };
         self.sent += 1;
-        match timeout(self.timeout, self.inner.send(&envelope, bytes)).await {
+        let info = self.inner.server_info();
+        // What the relay cannot take, lettre's own send refuses with the
+        // right reason; the fast path is for everything else.
+        let plain = (bytes.is_ascii() || info.supports_feature(Extension::EightBitMime))
+            && ((from.as_str().is_ascii() && to.as_str().is_ascii())
+                || info.supports_feature(Extension::SmtpUtfEight));
+        let sending = async {
+            match (self.pipelining && plain, envelope.from()) {
+                (true, Some(sender)) => {
+                    let sender = sender.clone();
+                    let recipient = envelope.to().first().cloned();
+                    match recipient {
+                        Some(recipient) => {
+                            let sent =
+                                transaction::send(&mut self.inner, sender, recipient, bytes).await;
+                            if sent.is_err() {
+                                // Replies may still be owed: the session is out of step.
+                                self.inner.abort().await;
+                            }
+                            sent
+                        }
+                        None => self.inner.send(&envelope, bytes).await,
+                    }
+                }
+                _ => self.inner.send(&envelope, bytes).await,
+            }
+        };
+        match timeout(self.timeout, sending).await {
             Ok(Ok(response)) => SendOutcome::Sent {
                 code: code_number(response.code()),
                 reply: response.message().collect::<Vec<_>>().join(" "),

@@ -17,6 +17,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod connection;
+mod transaction;
 
 pub use connection::{Checked, Connection, SendOutcome, check};
 pub use postino_domain::{SmtpSettings, TlsMode};

@@ -107,3 +107,49 @@ async fn check_reports_authentication_and_never_the_password() {
     assert!(!checked.encrypted);
     assert_eq!(checked.server_name, "postino-sink");
 }
+
+#[tokio::test]
+async fn a_message_arrives_byte_for_byte_with_or_without_pipelining() {
+    // Lines that start with a dot must be stuffed on the wire and arrive
+    // unchanged; a line that is only a dot must not end the message early.
+    let body = b"Subject: dots\r\n\r\n.starts with a dot\r\n.\r\n..two\r\nend\r\n";
+    for pipelining in [true, false] {
+        let sink = Sink::start(SinkConfig {
+            pipelining,
+            ..SinkConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut conn = Connection::open(&settings_for(&sink)).await.unwrap();
+        let from = addr("news@example.com");
+        for i in 0..3 {
+            let outcome = conn
+                .send(&from, &addr(&format!("r{i}@example.org")), body)
+                .await;
+            assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");
+        }
+        let refused = conn.send(&from, &addr("permfail@example.org"), body).await;
+        assert!(
+            matches!(
+                refused,
+                SendOutcome::PermFail {
+                    code: Some(550),
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+        let received = sink.messages();
+        assert_eq!(received.len(), 3, "pipelining {pipelining}");
+        // lettre's own path (without PIPELINING) always writes CRLF before
+        // the final dot, so a message ending in CRLF gains an empty line.
+        let expected = if pipelining {
+            body.to_vec()
+        } else {
+            [&body[..], b"\r\n"].concat()
+        };
+        for r in &received {
+            assert_eq!(r.data, expected, "pipelining {pipelining}");
+        }
+    }
+}
