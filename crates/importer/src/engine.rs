@@ -157,7 +157,7 @@ async fn process(
         };
         if batch.good > 0 {
             copy_into_staging(&mut tx, std::mem::take(&mut batch.copy)).await?;
-            imports::prefer_index_probes(&mut tx).await?;
+            imports::prefer_index_probes(&mut tx, !plan.overwrite).await?;
             let mut good = batch.good;
             if plan.overwrite {
                 for (line, email) in imports::take_oversized_merges(&mut tx).await? {
