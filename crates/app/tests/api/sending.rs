@@ -754,3 +754,38 @@ async fn claims_of_a_dead_sender_return_to_the_queue_or_are_skipped_if_cancelled
     assert_eq!(cancelled_stats["skipped"], 10, "{cancelled_stats}");
     assert_eq!(cancelled_stats["sending"], 0);
 }
+
+#[tokio::test]
+async fn a_recipient_that_keeps_refusing_for_now_fails_once_the_retry_age_is_reached() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |s| s.sender.give_up_after = Duration::from_secs(1)).await;
+    let list = audience(&app, 3, &["tempfail@example.org"]).await;
+    let id = campaign(&app, &[&list]).await;
+
+    set_status(&app, &id, "running").await;
+    let stats = finished(&app, &id).await;
+
+    assert_eq!(stats["sent"], 3, "{stats}");
+    assert_eq!(stats["failed"], 1, "{stats}");
+    let failed = app
+        .get(&format!("/api/v1/campaigns/{id}/deliveries?status=failed"))
+        .await
+        .expect(StatusCode::OK);
+    let item = &failed.body["items"][0];
+    assert_eq!(item["email"], "tempfail@example.org");
+    assert_eq!(item["last_code"], 451);
+    assert!(item["attempts"].as_i64().unwrap() > 1, "{item}");
+    assert!(
+        item["last_reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("gave up after"),
+        "{item}"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM bounces").await,
+        0,
+        "not a bounce"
+    );
+    assert!(sink.counts().refused_temp > 1, "retried before giving up");
+}
