@@ -215,7 +215,7 @@ pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Stores `f` when no relay is configured yet, so a fresh installation
+/// Stores `new` when no relay is configured yet, so a fresh installation
 /// sends through the relay named in its configuration file. Returns whether
 /// it did; a relay set up through the API is never overwritten.
 ///
@@ -226,29 +226,17 @@ pub async fn seed_if_empty(
     conn: &mut PgConnection,
     new: &NewSmtpServer<'_>,
 ) -> Result<bool, DbError> {
-    let f = new.settings;
-    // One statement, so two processes starting at once cannot both seed;
-    // the unique name settles the rare race where both see an empty table.
-    let done = sqlx::query!(
-        r#"INSERT INTO smtp_servers (uuid, name, host, port, tls, username, password, hello_name,
-                                     max_connections, messages_per_connection, timeout_secs, enabled)
-           SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12
-           WHERE NOT EXISTS (SELECT 1 FROM smtp_servers)
-           ON CONFLICT (name) DO NOTHING"#,
-        Uuid::new_v4(),
-        new.name,
-        f.host,
-        i32::from(f.port),
-        f.tls.as_str(),
-        f.username,
-        f.password.expose_secret(),
-        f.hello_name,
-        int(f.max_connections),
-        int(f.messages_per_connection),
-        int(f.timeout_secs),
-        new.enabled,
-    )
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+    let any: bool = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM smtp_servers) AS "any!""#)
+        .fetch_one(&mut *conn)
+        .await?;
+    if any {
+        return Ok(false);
+    }
+    // Two processes starting at once may both find the table empty; the
+    // unique name lets only one of them store the relay.
+    match create(conn, new).await {
+        Ok(_) => Ok(true),
+        Err(DbError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
