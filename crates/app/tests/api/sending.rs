@@ -378,8 +378,9 @@ async fn a_relay_outage_delays_delivery_but_loses_nothing() {
     assert_eq!(stats["sent"], 60);
 }
 
-#[tokio::test]
-async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
+/// A campaign to `n` subscribers, running against a sink that takes 20 ms
+/// a message over two sessions, once its first 20 messages are out.
+async fn running_slowly(n: i64) -> (Sink, TestApp, String) {
     let sink = Sink::start(SinkConfig {
         delay: Duration::from_millis(20),
         ..SinkConfig::default()
@@ -387,11 +388,16 @@ async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
     .await
     .unwrap();
     let app = sending_app(&sink, |s| s.smtp.max_connections = 2).await;
-    let list = audience(&app, 300, &[]).await;
+    let list = audience(&app, n, &[]).await;
     let id = campaign(&app, &[&list]).await;
-
     set_status(&app, &id, "running").await;
     wait_for(&app, &id, "some sent", |s| s["sent"].as_i64() >= Some(20)).await;
+    (sink, app, id)
+}
+
+#[tokio::test]
+async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
+    let (sink, app, id) = running_slowly(300).await;
     set_status(&app, &id, "paused").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after_pause = sink.counts().accepted;
@@ -417,18 +423,7 @@ async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
 
 #[tokio::test]
 async fn cancel_stops_sending_and_skips_the_rest() {
-    let sink = Sink::start(SinkConfig {
-        delay: Duration::from_millis(20),
-        ..SinkConfig::default()
-    })
-    .await
-    .unwrap();
-    let app = sending_app(&sink, |s| s.smtp.max_connections = 2).await;
-    let list = audience(&app, 300, &[]).await;
-    let id = campaign(&app, &[&list]).await;
-
-    set_status(&app, &id, "running").await;
-    wait_for(&app, &id, "some sent", |s| s["sent"].as_i64() >= Some(20)).await;
+    let (sink, app, id) = running_slowly(300).await;
     set_status(&app, &id, "cancelled").await;
     let settled = wait_for(&app, &id, "claims settled", |s| {
         s["sending"] == 0 && s["queued"] == 0
