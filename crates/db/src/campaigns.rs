@@ -1,7 +1,7 @@
 //! Campaigns and their target lists.
 
 use chrono::{DateTime, Utc};
-use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
+use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, ServerGroup, Tags};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -33,6 +33,8 @@ pub struct CampaignFields {
     pub tags: Tags,
     /// Extra headers.
     pub headers: Vec<CustomHeader>,
+    /// The relay group it is pinned to; any enabled relay when `None`.
+    pub smtp_group: Option<ServerGroup>,
 }
 
 /// A campaign as stored.
@@ -50,6 +52,9 @@ pub struct Campaign {
     pub lists: Vec<Uuid>,
     /// Lifecycle state.
     pub status: CampaignStatus,
+    /// Why it is in that state, when the sender put it there (an
+    /// automatic pause); cleared by the next change of state.
+    pub status_reason: Option<String>,
     /// When it is due, if scheduled.
     pub send_at: Option<DateTime<Utc>>,
     /// When sending started.
@@ -80,6 +85,8 @@ struct CampaignRow {
     tags: Vec<String>,
     headers: Value,
     status: String,
+    status_reason: Option<String>,
+    smtp_group: Option<String>,
     send_at: Option<DateTime<Utc>>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
@@ -113,10 +120,12 @@ impl TryFrom<CampaignRow> for Campaign {
                 template_id: r.template_id,
                 tags: Tags::parse(&r.tags)?,
                 headers,
+                smtp_group: r.smtp_group.as_deref().map(ServerGroup::parse).transpose()?,
             },
             template_uuid: r.template_uuid,
             lists: r.lists.unwrap_or_default(),
             status: r.status.parse()?,
+            status_reason: r.status_reason,
             send_at: r.send_at,
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -143,8 +152,8 @@ pub async fn create(
 ) -> Result<Campaign, DbError> {
     let id = sqlx::query_scalar!(
         r#"INSERT INTO campaigns (uuid, name, subject, from_name, from_email, reply_to, body,
-                                  body_format, text_body, template_id, tags, headers)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id"#,
+                                  body_format, text_body, template_id, tags, headers, smtp_group)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id"#,
         Uuid::now_v7(),
         f.name,
         f.subject,
@@ -157,6 +166,7 @@ pub async fn create(
         f.template_id,
         f.tags.as_slice(),
         headers_json(&f.headers),
+        f.smtp_group.as_ref().map(ServerGroup::as_str),
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -199,7 +209,7 @@ pub async fn update(
     sqlx::query!(
         r#"UPDATE campaigns SET name = $2, subject = $3, from_name = $4, from_email = $5, reply_to = $6,
                body = $7, body_format = $8, text_body = $9, template_id = $10, tags = $11, headers = $12,
-               updated_at = now()
+               smtp_group = $13, updated_at = now()
            WHERE id = $1"#,
         id,
         f.name,
@@ -213,6 +223,7 @@ pub async fn update(
         f.template_id,
         f.tags.as_slice(),
         headers_json(&f.headers),
+        f.smtp_group.as_ref().map(ServerGroup::as_str),
     )
     .execute(&mut *conn)
     .await?;
@@ -242,7 +253,7 @@ pub async fn get_by_id(conn: &mut PgConnection, id: i64) -> Result<Campaign, DbE
         CampaignRow,
         r#"SELECT c.id, c.uuid, c.name, c.subject, c.from_name, c.from_email, c.reply_to, c.body,
                   c.body_format, c.text_body, c.template_id, t.uuid AS "template_uuid?", c.tags, c.headers,
-                  c.status, c.send_at, c.started_at, c.finished_at, c.enqueued_at, c.created_at, c.updated_at,
+                  c.status, c.status_reason, c.smtp_group, c.send_at, c.started_at, c.finished_at, c.enqueued_at, c.created_at, c.updated_at,
                   ARRAY(SELECT l.uuid FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id
                         WHERE cl.campaign_id = c.id ORDER BY l.id) AS "lists"
            FROM campaigns c LEFT JOIN templates t ON t.id = c.template_id
@@ -264,7 +275,7 @@ pub async fn all(conn: &mut PgConnection) -> Result<Vec<Campaign>, DbError> {
         CampaignRow,
         r#"SELECT c.id, c.uuid, c.name, c.subject, c.from_name, c.from_email, c.reply_to, c.body,
                   c.body_format, c.text_body, c.template_id, t.uuid AS "template_uuid?", c.tags, c.headers,
-                  c.status, c.send_at, c.started_at, c.finished_at, c.enqueued_at, c.created_at, c.updated_at,
+                  c.status, c.status_reason, c.smtp_group, c.send_at, c.started_at, c.finished_at, c.enqueued_at, c.created_at, c.updated_at,
                   ARRAY(SELECT l.uuid FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id
                         WHERE cl.campaign_id = c.id ORDER BY l.id) AS "lists"
            FROM campaigns c LEFT JOIN templates t ON t.id = c.template_id
@@ -309,7 +320,7 @@ pub async fn transition(
                send_at = CASE WHEN $3 = 'scheduled' THEN $4 ELSE send_at END,
                started_at = CASE WHEN $3 = 'running' THEN COALESCE(started_at, now()) ELSE started_at END,
                finished_at = CASE WHEN $3 IN ('finished', 'cancelled') THEN now() ELSE finished_at END,
-               updated_at = now()
+               status_reason = NULL, updated_at = now()
            WHERE id = $1 AND status = $2"#,
         id,
         from.as_str(),
@@ -330,6 +341,24 @@ pub async fn transition(
         .await?;
     }
     Ok(moved)
+}
+
+/// Pauses a running campaign on the sender's own judgement, saying why.
+/// Returns whether it was running. `updated_at` is left alone: the content
+/// did not change.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails.
+pub async fn pause_with_reason(conn: &mut PgConnection, id: i64, reason: &str) -> Result<bool, DbError> {
+    let done = sqlx::query!(
+        "UPDATE campaigns SET status = 'paused', status_reason = $2 WHERE id = $1 AND status = 'running'",
+        id,
+        reason
+    )
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Starts scheduled campaigns whose time has come. Returns their keys.

@@ -15,6 +15,7 @@
 //! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
 //! - [`sending`] — the sender's claims under a lease and its batched results.
 //! - [`smtp_servers`] — the relays the sender delivers through.
+//! - [`policy`] — rate limits, domain throttles, live sender processes.
 //! - [`secrets`] — secrets Postino generates for itself (the link-signing key).
 //! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
 //! - [`export`] — subscribers in keyset batches for CSV export.
@@ -37,6 +38,7 @@ pub mod export;
 pub mod imports;
 pub mod lists;
 pub mod local_cluster;
+pub mod policy;
 pub mod pool;
 pub mod secrets;
 pub mod seed;

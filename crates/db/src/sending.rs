@@ -198,6 +198,12 @@ pub enum Outcome {
     /// Goes back to the queue as it was (skipped instead if the campaign
     /// was cancelled meanwhile).
     Released,
+    /// Not attempted because a limit on its recipient's domain is reached:
+    /// back to the queue like [`Outcome::Released`], due again at `until`.
+    Deferred {
+        /// When it is due again.
+        until: DateTime<Utc>,
+    },
 }
 
 /// A result to record for one claim.
@@ -245,6 +251,7 @@ pub async fn record(
     let mut bounced = Vec::new();
     let mut released = Vec::new();
     let mut released_attempts = Vec::new();
+    let mut released_until: Vec<Option<DateTime<Utc>>> = Vec::new();
     for r in results {
         let (status, code, reply, run_at) = match &r.outcome {
             Outcome::Sent { code, reply } => ("sent", Some(*code), reply.as_str(), None),
@@ -267,6 +274,13 @@ pub async fn record(
             Outcome::Released => {
                 released.push(r.id);
                 released_attempts.push(r.attempt);
+                released_until.push(None);
+                continue;
+            }
+            Outcome::Deferred { until } => {
+                released.push(r.id);
+                released_attempts.push(r.attempt);
+                released_until.push(Some(*until));
                 continue;
             }
         };
@@ -337,13 +351,15 @@ pub async fn record(
                    last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled' ELSE d.last_reply END,
                    attempts = d.attempts - 1,
                    first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.first_attempt_at END,
+                   run_at = COALESCE(u.run_at, d.run_at),
                    lease_until = NULL,
                    updated_at = now()
-               FROM unnest($1::bigint[], $2::int[]) AS u(id, attempt), campaigns c
+               FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) AS u(id, attempt, run_at), campaigns c
                WHERE d.id = u.id AND d.status = 'sending' AND d.attempts = u.attempt
                  AND c.id = d.campaign_id"#,
             &released,
             &released_attempts,
+            &released_until as &[Option<DateTime<Utc>>],
         )
         .execute(&mut *conn)
         .await?;

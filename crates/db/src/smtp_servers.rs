@@ -1,7 +1,7 @@
 //! The SMTP relays the sender delivers through.
 
 use chrono::{DateTime, Utc};
-use postino_domain::SmtpSettings;
+use postino_domain::{SendWindow, ServerGroup, ServerPolicy, SmtpSettings};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -22,6 +22,8 @@ pub struct SmtpServer {
     pub enabled: bool,
     /// How to reach it.
     pub settings: SmtpSettings,
+    /// Its weight, group and rate limits.
+    pub policy: ServerPolicy,
     /// Whether a password is stored (the API says so, never what it is).
     pub has_password: bool,
     /// When it was created.
@@ -46,6 +48,11 @@ struct Row {
     enabled: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    weight: i32,
+    server_group: String,
+    messages_per_second: Option<f64>,
+    window_messages: Option<i32>,
+    window_secs: Option<i32>,
 }
 
 impl TryFrom<Row> for SmtpServer {
@@ -70,6 +77,18 @@ impl TryFrom<Row> for SmtpServer {
                 messages_per_connection: number(r.messages_per_connection),
                 timeout_secs: u64::from(number(r.timeout_secs)),
             },
+            policy: ServerPolicy {
+                weight: number(r.weight),
+                group: ServerGroup::parse(&r.server_group)?,
+                messages_per_second: r.messages_per_second,
+                window: match (r.window_messages, r.window_secs) {
+                    (Some(messages), Some(secs)) => Some(SendWindow {
+                        messages: number(messages),
+                        secs: number(secs),
+                    }),
+                    _ => None,
+                },
+            },
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -85,6 +104,8 @@ pub struct NewSmtpServer<'a> {
     pub enabled: bool,
     /// How to reach it.
     pub settings: &'a SmtpSettings,
+    /// Its weight, group and rate limits.
+    pub policy: &'a ServerPolicy,
 }
 
 fn int(v: impl TryInto<i32>) -> i32 {
@@ -137,11 +158,13 @@ pub async fn create(
     new: &NewSmtpServer<'_>,
 ) -> Result<SmtpServer, DbError> {
     let f = new.settings;
+    let p = new.policy;
     let row = sqlx::query_as!(
         Row,
         r#"INSERT INTO smtp_servers (uuid, name, host, port, tls, username, password, hello_name,
-                                     max_connections, messages_per_connection, timeout_secs, enabled)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                     max_connections, messages_per_connection, timeout_secs, enabled,
+                                     weight, server_group, messages_per_second, window_messages, window_secs)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
            RETURNING *"#,
         Uuid::new_v4(),
         new.name,
@@ -155,6 +178,11 @@ pub async fn create(
         int(f.messages_per_connection),
         int(f.timeout_secs),
         new.enabled,
+        int(p.weight),
+        p.group.as_str(),
+        p.messages_per_second,
+        p.window.map(|w| int(w.messages)),
+        p.window.map(|w| int(w.secs)),
     )
     .fetch_one(conn)
     .await?;
@@ -174,12 +202,15 @@ pub async fn update(
     keep_password: bool,
 ) -> Result<SmtpServer, DbError> {
     let f = new.settings;
+    let p = new.policy;
     let password: Option<&str> = (!keep_password).then(|| f.password.expose_secret());
     let row = sqlx::query_as!(
         Row,
         r#"UPDATE smtp_servers SET name = $2, host = $3, port = $4, tls = $5, username = $6,
                   password = COALESCE($7, password), hello_name = $8, max_connections = $9,
-                  messages_per_connection = $10, timeout_secs = $11, enabled = $12, updated_at = now()
+                  messages_per_connection = $10, timeout_secs = $11, enabled = $12,
+                  weight = $13, server_group = $14, messages_per_second = $15,
+                  window_messages = $16, window_secs = $17, updated_at = now()
            WHERE id = $1
            RETURNING *"#,
         id,
@@ -194,6 +225,11 @@ pub async fn update(
         int(f.messages_per_connection),
         int(f.timeout_secs),
         new.enabled,
+        int(p.weight),
+        p.group.as_str(),
+        p.messages_per_second,
+        p.window.map(|w| int(w.messages)),
+        p.window.map(|w| int(w.secs)),
     )
     .fetch_one(conn)
     .await?;

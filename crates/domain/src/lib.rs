@@ -11,6 +11,7 @@
 //! - [`campaigns`] — the campaign lifecycle, body formats, header values.
 //! - [`delivery`] — delivery states and the retry policy.
 //! - [`smtp`] — how to reach an SMTP relay; stored relays' names.
+//! - [`policy`] — rate limits, relay weights and groups, slow-down replies.
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
@@ -31,6 +32,7 @@ pub mod error;
 pub mod imports;
 pub mod lists;
 pub mod pagination;
+pub mod policy;
 pub mod smtp;
 pub mod subscribers;
 mod text;
@@ -43,6 +45,7 @@ pub use error::DomainError;
 pub use imports::{ImportMode, ImportStatus};
 pub use lists::{ListName, ListVisibility, OptIn, Tags};
 pub use pagination::{Cursor, PageSize};
+pub use policy::{DomainLimit, SendWindow, ServerGroup, ServerPolicy};
 pub use smtp::{SmtpServerName, SmtpSettings, TlsMode};
 pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};
 pub use users::{Password, Role, TokenName};

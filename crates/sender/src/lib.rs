@@ -1,12 +1,21 @@
 //! The sender: drains the delivery queue through SMTP.
 //!
 //! One claimer takes due deliveries of running campaigns in batches (`FOR
-//! UPDATE SKIP LOCKED`, an equal share per campaign) under a lease, and hands
-//! them to workers through a bounded channel. Each worker owns one SMTP
-//! session to one relay, so a relay sees at most its `max_connections`
-//! sessions; it renders each message from the campaign compiled once, sends
-//! it, and passes the result on. A recorder writes results in batches, one
-//! transaction each.
+//! UPDATE SKIP LOCKED`, an equal share per campaign) under a lease, and
+//! spreads them by weight over the relays of each campaign's group that are
+//! in rotation. Each relay has a lane: a bounded queue and its workers. Each
+//! worker owns one SMTP session, so a relay sees at most its
+//! `max_connections` sessions (shared out between the sender processes
+//! alive); it takes a job only when the relay's rate limits allow, passes
+//! the recipient's domain gate, renders the message from the campaign
+//! compiled once, sends it, and passes the result on. A recorder writes
+//! results in batches, one transaction each.
+//!
+//! Rate limits are sliding windows counted in PostgreSQL, so they hold
+//! across processes. A relay that cannot be reached is taken out of
+//! rotation by its circuit breaker; its jobs go to the others. A campaign
+//! whose attempts fail in a burst, or that no relay will ever take (bad
+//! credentials, an empty group), pauses itself and says why.
 //!
 //! Crash safety comes from the lease: a claim that is never recorded (the
 //! process died) expires, and the scheduler puts the delivery back in the
@@ -17,9 +26,15 @@
 //! # Layout
 //!
 //! - [`SenderSettings`] — `[sender]`: batch sizes, lease, retry policy, bounces.
-//! - [`run`] — the sender until shut down.
-//! - `prepared` — compiled campaigns and the set of running ones.
+//! - [`run`] — the sender until shut down: reload, claim, dispatch.
+//! - `lanes` — one lane per relay: workers, queue, weighted dispatch.
 //! - `worker` — one SMTP session, one message at a time; how replies settle.
+//! - `policy` — the global rate, domain rules, this process's share.
+//! - `rates` — sliding-window limits shared through PostgreSQL.
+//! - `domains` — the per-domain gate: in flight, per minute, deferrals.
+//! - `breaker` — a relay's circuit breaker.
+//! - `alarm` — failure bursts that pause a campaign.
+//! - `prepared` — compiled campaigns and the set of running ones.
 //! - `recorder` — batched result writes.
 //!
 //! Dependency rule: depends on `postino-db`, `postino-compose`,
@@ -27,114 +42,104 @@
 //! database rows only.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod alarm;
+mod breaker;
+mod domains;
+mod lanes;
+mod policy;
 mod prepared;
+mod rates;
 mod recorder;
 mod settings;
 mod worker;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use postino_compose::Addressing;
-use postino_db::sending::ClaimFrom;
+use postino_db::sending::{ClaimFrom, Recorded};
 use postino_db::smtp_servers::SmtpServer;
-use postino_db::{DbError, PgPool, sending, smtp_servers};
+use postino_db::{DbError, PgPool, campaigns, sending, smtp_servers};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 pub use settings::SenderSettings;
 
+use alarm::{Alarm, AlarmSettings};
+use breaker::BreakerSettings;
+use domains::Domains;
+use lanes::{Lanes, Wiring};
 use prepared::{Cache, Running};
-use worker::{Job, Shared};
+use rates::Rates;
+use worker::{Job, Shared, Throttle};
 
 /// How often the running set is reread even while the workers are busy,
 /// which bounds how long a paused campaign keeps sending.
 const RUNNING_REFRESH: Duration = Duration::from_millis(500);
-/// How long the claimer waits for room in the job channel before looking again.
+/// How long the claimer waits for room in the lanes before looking again.
 const ROOM_POLL: Duration = Duration::from_millis(5);
-
-/// The workers of the current relay configuration.
-#[derive(Debug, Default)]
-struct Workers {
-    /// The relays they were started for, with their last change.
-    key: Vec<(i64, DateTime<Utc>)>,
-    stop: CancellationToken,
-    /// Current and retiring workers, all awaited at shutdown.
-    handles: Vec<JoinHandle<()>>,
-    count: usize,
-}
-
-impl Workers {
-    /// Starts `max_connections` workers per relay, retiring the previous ones
-    /// after their current message.
-    fn replace(
-        &mut self,
-        servers: &[SmtpServer],
-        jobs: &async_channel::Receiver<Job>,
-        results: &mpsc::Sender<Recorded>,
-        shared: &Arc<Shared>,
-        shutdown: &CancellationToken,
-    ) {
-        self.stop.cancel();
-        self.handles.retain(|h| !h.is_finished());
-        self.stop = shutdown.child_token();
-        self.key = servers.iter().map(|s| (s.id, s.updated_at)).collect();
-        self.count = 0;
-        for server in servers {
-            let settings = Arc::new(server.settings.clone());
-            for _ in 0..server.settings.max_connections.max(1) {
-                self.handles.push(tokio::spawn(worker::run(
-                    settings.clone(),
-                    jobs.clone(),
-                    results.clone(),
-                    shared.clone(),
-                    self.stop.clone(),
-                )));
-                self.count += 1;
-            }
-        }
-        tracing::info!(
-            relays = servers.len(),
-            workers = self.count,
-            "sender workers started"
-        );
-    }
-
-    async fn stop(self) {
-        self.stop.cancel();
-        for h in self.handles {
-            let _ = h.await;
-        }
-    }
-}
-
-use postino_db::sending::Recorded;
 
 /// Where each campaign's next claim resumes (see [`sending::claim`]).
 type Resume = HashMap<i64, (DateTime<Utc>, i64)>;
 
-/// Claims up to `room` deliveries spread over the running campaigns.
+/// What the claimer keeps between passes.
+#[derive(Debug, Default)]
+struct Claimer {
+    cache: Cache,
+    resume: Resume,
+    /// Campaigns no relay can take, and since when.
+    stranded: HashMap<i64, Instant>,
+}
+
+/// Claims up to `room` deliveries spread over the running campaigns that
+/// have a relay to go to.
 async fn claim(
     pool: &PgPool,
-    cache: &mut Cache,
-    resume: &mut Resume,
+    claimer: &mut Claimer,
+    lanes: &Lanes,
     shared: &Shared,
     room: usize,
-    lease: Duration,
+    settings: &SenderSettings,
 ) -> Result<Vec<Job>, DbError> {
     let mut conn = pool.acquire().await?;
     let running = sending::running_campaigns(&mut conn).await?;
     shared.running.set(running.iter().map(|c| c.id));
-    let ready = cache.refresh(&mut conn, &running).await;
-    resume.retain(|campaign, _| ready.contains(campaign));
-    if ready.is_empty() || room == 0 {
+    shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
+    let ready = claimer.cache.refresh(&mut conn, &running).await;
+    let Claimer {
+        cache,
+        resume,
+        stranded,
+    } = claimer;
+    stranded.retain(|c, _| ready.contains(c));
+    let mut routable = Vec::with_capacity(ready.len());
+    for &campaign in &ready {
+        let group = cache.get(campaign).and_then(|p| p.smtp_group.clone());
+        if lanes.can_route(group.as_ref()) {
+            stranded.remove(&campaign);
+            routable.push(campaign);
+            continue;
+        }
+        let since = *stranded.entry(campaign).or_insert_with(Instant::now);
+        // A relay that is down is waited for, as any MTA would; one that
+        // refuses our credentials, or a group with no relay, will not heal
+        // by itself.
+        if since.elapsed() >= settings.failure_window && lanes.is_hopeless(group.as_ref()) {
+            let reason = format!("paused automatically: {}", lanes.why_unroutable(group.as_ref()));
+            let _ = shared.pauses.send((campaign, reason));
+            stranded.remove(&campaign);
+        }
+    }
+    resume.retain(|campaign, _| routable.contains(campaign));
+    if routable.is_empty() || room == 0 {
         return Ok(Vec::new());
     }
-    let per_campaign = room.div_ceil(ready.len());
-    let from: Vec<ClaimFrom> = ready
+    let per_campaign = room.div_ceil(routable.len());
+    let from: Vec<ClaimFrom> = routable
         .iter()
         .map(|&campaign| ClaimFrom {
             campaign,
@@ -146,10 +151,10 @@ async fn claim(
         &mut conn,
         &from,
         i64::try_from(per_campaign).unwrap_or(i64::MAX),
-        lease,
+        settings.lease,
     )
     .await?;
-    for campaign in &ready {
+    for campaign in &routable {
         let mine = claimed.iter().filter(|c| c.campaign_id == *campaign);
         let last = mine.clone().map(|c| (c.run_at, c.id)).max();
         if mine.count() < per_campaign {
@@ -161,7 +166,7 @@ async fn claim(
     }
     // Half the lease: a job still waiting by then is handed back unsent,
     // leaving the other half for a send in progress to finish.
-    let lease_deadline = claimed_at + lease / 2;
+    let lease_deadline = claimed_at + settings.lease / 2;
     Ok(claimed
         .into_iter()
         .filter_map(|claimed| {
@@ -182,12 +187,53 @@ async fn refresh_running(pool: &PgPool, shared: &Shared) -> Result<(), DbError> 
     Ok(())
 }
 
+/// Writes the pauses workers and the claimer asked for.
+async fn apply_pauses(pool: &PgPool, pauses: &mut mpsc::UnboundedReceiver<(i64, String)>) {
+    while let Ok((campaign, reason)) = pauses.try_recv() {
+        let paused = match pool.acquire().await {
+            Ok(mut conn) => campaigns::pause_with_reason(&mut conn, campaign, &reason).await,
+            Err(e) => Err(e.into()),
+        };
+        match paused {
+            Ok(true) => {
+                tracing::warn!(campaign, reason = %reason, "campaign paused itself");
+                metrics::counter!("postino_campaign_auto_pauses_total").increment(1);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(campaign, error = %e, "cannot pause a failing campaign"),
+        }
+    }
+}
+
 /// Sleeps `d`, or less if shutdown comes first; says whether to go on.
 async fn pause(shutdown: &CancellationToken, d: Duration) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(d) => true,
     }
+}
+
+/// Rereads the policy and the relays, rebuilding the lanes on a change.
+async fn reload(
+    pool: &PgPool,
+    me: Uuid,
+    settings: &SenderSettings,
+    lanes: &mut Lanes,
+    wiring: &Wiring<'_>,
+) -> Result<(), DbError> {
+    let (found, rules) = policy::load(pool, me, settings).await?;
+    wiring.shared.domains.set_rules(rules);
+    wiring
+        .shared
+        .processes
+        .store(found.processes, Ordering::Relaxed);
+    metrics::gauge!("postino_sender_processes").set(f64::from(found.processes));
+    metrics::gauge!("postino_rate_limit_messages_per_second", "scope" => "global")
+        .set(found.global.unwrap_or(0.0));
+    let servers = load_servers(pool).await?;
+    lanes.update(&servers, &found, wiring).await;
+    lanes.report();
+    Ok(())
 }
 
 /// Runs the sender until `shutdown` is cancelled. On shutdown, workers finish
@@ -208,12 +254,27 @@ pub async fn run(
         .retry_policy()
         .map_err(|e| format!("sender.{}: {}", e.what, e.reason))?;
     let capacity = usize::try_from(settings.batch_size).unwrap_or(500).max(1);
+    let (pauses_tx, mut pauses_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         addressing,
         retry,
         running: Running::default(),
+        pool: pool.clone(),
+        rates: Rates::new(pool.clone()),
+        domains: Arc::new(Domains::new()),
+        alarm: Alarm::new(AlarmSettings {
+            failures: settings.pause_after_failures,
+            ratio: settings.pause_failure_ratio,
+            window: settings.failure_window,
+        }),
+        pauses: pauses_tx,
+        throttle: Throttle {
+            calm: settings.throttle_calm,
+            floor_per_minute: settings.throttle_floor_per_minute,
+            slowed: Mutex::new(HashMap::new()),
+        },
+        processes: AtomicU32::new(1),
     });
-    let (jobs_tx, jobs_rx) = async_channel::bounded::<Job>(capacity);
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
     let recorder = tokio::spawn(recorder::run(
         pool.clone(),
@@ -224,29 +285,35 @@ pub async fn run(
             blocklist_after: i64::from(settings.blocklist_after_bounces),
         },
     ));
+    let wiring = Wiring {
+        results: &results_tx,
+        shared: &shared,
+        shutdown: &shutdown,
+        breaker: BreakerSettings {
+            failures: settings.breaker_failures,
+            cooldown: settings.breaker_cooldown,
+            cooldown_max: settings.breaker_cooldown_max,
+        },
+        capacity,
+    };
 
-    let mut workers = Workers::default();
-    let mut cache = Cache::default();
-    let mut resume = Resume::new();
-    let mut servers_read: Option<Instant> = None;
+    let me = Uuid::new_v4();
+    let mut lanes = Lanes::default();
+    let mut claimer = Claimer::default();
+    let mut reloaded: Option<Instant> = None;
     let mut running_read = Instant::now();
     let mut warned_no_relay = false;
     while !shutdown.is_cancelled() {
-        if servers_read.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
-            servers_read = Some(Instant::now());
-            match load_servers(&pool).await {
-                Ok(servers) => {
-                    let key: Vec<_> = servers.iter().map(|s| (s.id, s.updated_at)).collect();
-                    if key != workers.key || (workers.count == 0 && !servers.is_empty()) {
-                        workers.replace(&servers, &jobs_rx, &results_tx, &shared, &shutdown);
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read the SMTP servers"),
+        if reloaded.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
+            reloaded = Some(Instant::now());
+            if let Err(e) = reload(&pool, me, &settings, &mut lanes, &wiring).await {
+                tracing::error!(error = %e, "cannot read the sending policy or the SMTP servers");
             }
         }
-        if workers.count == 0 {
+        apply_pauses(&pool, &mut pauses_rx).await;
+        if !lanes.has_workers() {
             if !warned_no_relay {
-                tracing::warn!("no SMTP server is enabled; nothing is sent until one is");
+                tracing::warn!("no SMTP server is enabled for this sender; nothing is sent until one is");
                 warned_no_relay = true;
             }
             if !pause(&shutdown, settings.idle_poll).await {
@@ -255,30 +322,27 @@ pub async fn run(
             continue;
         }
         warned_no_relay = false;
-        let room = capacity.saturating_sub(jobs_tx.len());
-        if room < capacity.div_ceil(2) {
+        let (lanes_capacity, room) = lanes.room();
+        if room < lanes_capacity.div_ceil(2) || room == 0 {
             if running_read.elapsed() >= RUNNING_REFRESH {
                 running_read = Instant::now();
                 if let Err(e) = refresh_running(&pool, &shared).await {
                     tracing::error!(error = %e, "cannot read running campaigns");
                 }
             }
-            if !pause(&shutdown, ROOM_POLL).await {
+            let wait = if room == 0 && lanes_capacity == 0 {
+                // Every relay is out of rotation.
+                settings.idle_poll
+            } else {
+                ROOM_POLL
+            };
+            if !pause(&shutdown, wait).await {
                 break;
             }
             continue;
         }
         running_read = Instant::now();
-        match claim(
-            &pool,
-            &mut cache,
-            &mut resume,
-            &shared,
-            room,
-            settings.lease,
-        )
-        .await
-        {
+        match claim(&pool, &mut claimer, &lanes, &shared, room, &settings).await {
             Ok(jobs) if jobs.is_empty() => {
                 if !pause(&shutdown, settings.idle_poll).await {
                     break;
@@ -286,8 +350,8 @@ pub async fn run(
             }
             Ok(jobs) => {
                 for job in jobs {
-                    if let Err(unsent) = jobs_tx.send(job).await {
-                        let _ = results_tx.send(unsent.into_inner().released()).await;
+                    if let Err(unplaced) = lanes.dispatch(job) {
+                        let _ = results_tx.send(unplaced.released()).await;
                     }
                 }
             }
@@ -299,13 +363,18 @@ pub async fn run(
             }
         }
     }
-    workers.stop().await;
-    jobs_tx.close();
-    while let Ok(job) = jobs_rx.try_recv() {
+    for job in lanes.stop().await {
         let _ = results_tx.send(job.released()).await;
     }
+    drop(wiring);
     drop(results_tx);
     let _ = recorder.await;
+    apply_pauses(&pool, &mut pauses_rx).await;
+    if let Ok(mut conn) = pool.acquire().await
+        && let Err(e) = postino_db::policy::leave(&mut conn, me).await
+    {
+        tracing::warn!(error = %e, "cannot say this sender is leaving");
+    }
     Ok(())
 }
 

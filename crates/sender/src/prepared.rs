@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use postino_compose::{CampaignIdentity, CampaignSource, CompiledCampaign};
 use postino_db::sending::RunningCampaign;
 use postino_db::{PgConnection, campaigns, templates};
+use postino_domain::ServerGroup;
 
 /// A campaign ready to render: templates compiled, addressing resolved.
 #[derive(Debug)]
 pub(crate) struct PreparedCampaign {
     pub(crate) compiled: CompiledCampaign,
     pub(crate) identity: CampaignIdentity,
+    /// The relay group it is pinned to, if any.
+    pub(crate) smtp_group: Option<ServerGroup>,
 }
 
 async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, String> {
@@ -30,6 +33,7 @@ async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, S
         None => None,
     };
     let f = c.fields;
+    let smtp_group = f.smtp_group.clone();
     let compiled = CompiledCampaign::compile(&CampaignSource {
         uuid: c.uuid,
         name: &f.name,
@@ -49,6 +53,7 @@ async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, S
             reply_to: f.reply_to,
             headers: f.headers,
         },
+        smtp_group,
     })
 }
 
@@ -122,6 +127,14 @@ impl Running {
         if let Ok(mut set) = self.0.write() {
             set.clear();
             set.extend(ids);
+        }
+    }
+
+    /// Stops `id` at once (the campaign paused itself), ahead of the
+    /// next reread.
+    pub(crate) fn remove(&self, id: i64) {
+        if let Ok(mut set) = self.0.write() {
+            set.remove(&id);
         }
     }
 

@@ -79,8 +79,8 @@ async fn try_write(
 }
 
 fn count(batch: &[Recorded]) {
-    let (mut sent, mut retried, mut failed, mut bounced, mut skipped, mut released) =
-        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut sent, mut retried, mut failed, mut bounced, mut skipped, mut released, mut deferred) =
+        (0u64, 0u64, 0u64, 0u64, 0u64, 0u64, 0u64);
     for r in batch {
         match &r.outcome {
             Outcome::Sent { .. } => sent += 1,
@@ -89,6 +89,7 @@ fn count(batch: &[Recorded]) {
             Outcome::Failed { .. } => failed += 1,
             Outcome::Skipped { .. } => skipped += 1,
             Outcome::Released => released += 1,
+            Outcome::Deferred { .. } => deferred += 1,
         }
     }
     for (outcome, n) in [
@@ -98,6 +99,7 @@ fn count(batch: &[Recorded]) {
         ("bounced", bounced),
         ("skipped", skipped),
         ("released", released),
+        ("deferred", deferred),
     ] {
         if n > 0 {
             metrics::counter!("postino_deliveries_total", "outcome" => outcome).increment(n);

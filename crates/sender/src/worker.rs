@@ -1,17 +1,26 @@
 //! One worker: one SMTP connection, one message at a time.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use postino_compose::{Addressee, Addressing, Recipient};
+use postino_db::PgPool;
 use postino_db::sending::{Claimed, Outcome, Recorded};
+use postino_domain::policy::is_slow_down;
 use postino_domain::{EmailAddress, RetryPolicy};
-use postino_smtp::{Connection, SendOutcome, SmtpSettings};
+use postino_smtp::{Connection, SendOutcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarm::Alarm;
+use crate::domains::{Admit, DomainRule, Domains, domain_of};
+use crate::lanes::Relay;
+use crate::policy::domain_rate;
 use crate::prepared::{PreparedCampaign, Running};
+use crate::rates::{Rates, Ticket};
 
 /// A claimed delivery on its way to a worker.
 #[derive(Debug)]
@@ -39,6 +48,75 @@ pub(crate) struct Shared {
     pub(crate) addressing: Addressing,
     pub(crate) retry: RetryPolicy,
     pub(crate) running: Running,
+    pub(crate) pool: PgPool,
+    pub(crate) rates: Rates,
+    pub(crate) domains: Arc<Domains>,
+    pub(crate) alarm: Alarm,
+    /// Campaigns to pause, and why; the claimer writes them.
+    pub(crate) pauses: mpsc::UnboundedSender<(i64, String)>,
+    pub(crate) throttle: Throttle,
+    /// Sender processes alive, for the rate a domain was seeing.
+    pub(crate) processes: AtomicU32,
+}
+
+/// How domains that ask us to slow down are slowed.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    pub(crate) calm: Duration,
+    pub(crate) floor_per_minute: u32,
+    /// When this process last slowed each domain: replies to messages
+    /// already in flight arrive together and count once.
+    pub(crate) slowed: Mutex<HashMap<String, Instant>>,
+}
+
+impl Shared {
+    /// A domain answered "slow down": halve its rate for every sender, and
+    /// apply the new rate here at once.
+    async fn slow_down(&self, domain: &str) {
+        let calm = self.throttle.calm;
+        {
+            let mut slowed = self
+                .throttle
+                .slowed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if slowed.get(domain).is_some_and(|at| at.elapsed() < calm) {
+                return;
+            }
+            slowed.insert(domain.to_owned(), Instant::now());
+        }
+        let observed = self
+            .domains
+            .observed_per_minute(domain)
+            .saturating_mul(self.processes.load(Ordering::Relaxed).max(1));
+        let written = match self.pool.acquire().await {
+            Ok(mut conn) => {
+                postino_db::policy::slow_down(
+                    &mut conn,
+                    domain,
+                    observed,
+                    self.throttle.floor_per_minute,
+                    calm,
+                )
+                .await
+            }
+            Err(e) => Err(e.into()),
+        };
+        match written {
+            Ok(per_minute) => {
+                tracing::info!(domain, per_minute, "domain asked us to slow down; throttled");
+                metrics::counter!("postino_domain_slowdowns_total").increment(1);
+                self.domains.set_rule(
+                    domain,
+                    DomainRule {
+                        in_flight: self.domains.in_flight_limit(domain),
+                        rate: Some(domain_rate(domain, per_minute)),
+                    },
+                );
+            }
+            Err(e) => tracing::error!(domain, error = %e, "cannot record a domain throttle"),
+        }
+    }
 }
 
 /// An open connection is closed after this long without work, so an idle
@@ -49,9 +127,39 @@ const IDLE_CLOSE: Duration = Duration::from_secs(10);
 const FIRST_CONNECT_PAUSE: Duration = Duration::from_millis(250);
 const MAX_CONNECT_PAUSE: Duration = Duration::from_secs(30);
 
+/// Sleeps `d`, or less if `stop` comes first; says whether to go on.
+async fn nap(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => false,
+        () = tokio::time::sleep(d) => true,
+    }
+}
+
+/// Gathers grants from every limit of the relay, waiting as long as it
+/// takes; false when stopped first.
+async fn grants(relay: &Relay, shared: &Shared, ticket: &mut Ticket, stop: &CancellationToken) -> bool {
+    if relay.rates.is_empty() {
+        return true;
+    }
+    loop {
+        let gathered = {
+            let _turn = relay.gate.lock().await;
+            ticket.gather(&shared.rates, &relay.rates).await
+        };
+        match gathered {
+            Ok(()) => return true,
+            Err(wait) => {
+                if !nap(stop, wait).await {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
 /// Takes jobs until `stop` is cancelled or the job channel closes.
 pub(crate) async fn run(
-    server: Arc<SmtpSettings>,
+    relay: Arc<Relay>,
     jobs: async_channel::Receiver<Job>,
     results: mpsc::Sender<Recorded>,
     shared: Arc<Shared>,
@@ -59,7 +167,29 @@ pub(crate) async fn run(
 ) {
     let mut conn: Option<Connection> = None;
     let mut connect_pause = FIRST_CONNECT_PAUSE;
+    let mut ticket = Ticket::default();
     loop {
+        if let Some(until) = relay.breaker.open_until() {
+            // Out of rotation: what waits here goes back to the queue, for
+            // the other relays, until this one is tried again.
+            if let Some(c) = conn.take() {
+                c.close().await;
+            }
+            while let Ok(job) = jobs.try_recv() {
+                if results.send(job.released()).await.is_err() {
+                    return;
+                }
+            }
+            if !nap(&stop, until.saturating_duration_since(Instant::now())).await {
+                break;
+            }
+            continue;
+        }
+        // Take a job only once this relay's limits allow a message, so a
+        // relay at its limit leaves jobs to the others.
+        if !grants(&relay, &shared, &mut ticket, &stop).await {
+            break;
+        }
         let job = tokio::select! {
             biased;
             () = stop.cancelled() => break,
@@ -74,14 +204,21 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        let (recorded, connect_failed) = deliver(&server, &shared, &mut conn, &job).await;
-        if results.send(recorded).await.is_err() {
+        // The wait for a job may have outlived the grants.
+        if !grants(&relay, &shared, &mut ticket, &stop).await {
+            let _ = results.send(job.released()).await;
             break;
         }
-        if connect_failed {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                () = tokio::time::sleep(connect_pause) => {}
+        let step = deliver(&relay, &shared, &mut conn, &job).await;
+        if step.attempted {
+            ticket.spend();
+        }
+        if results.send(step.recorded).await.is_err() {
+            break;
+        }
+        if step.connect_failed {
+            if !nap(&stop, connect_pause).await {
+                break;
             }
             connect_pause = (connect_pause * 2).min(MAX_CONNECT_PAUSE);
         } else {
@@ -114,14 +251,34 @@ fn failed(reply: String) -> Outcome {
     }
 }
 
-/// Sends one job; returns its result and whether the relay could not be
-/// reached at all.
+/// What became of one job.
+#[derive(Debug)]
+struct Step {
+    recorded: Recorded,
+    /// The message went to the relay (whatever it answered): the grants
+    /// for it are used up.
+    attempted: bool,
+    /// The relay could not be reached: the job went back to the queue.
+    connect_failed: bool,
+}
+
+impl Step {
+    fn not_attempted(recorded: Recorded) -> Self {
+        Self {
+            recorded,
+            attempted: false,
+            connect_failed: false,
+        }
+    }
+}
+
+/// Sends one job.
 async fn deliver(
-    server: &SmtpSettings,
+    relay: &Relay,
     shared: &Shared,
     conn: &mut Option<Connection>,
     job: &Job,
-) -> (Recorded, bool) {
+) -> Step {
     let c = &job.claimed;
     let record = |outcome| Recorded {
         id: c.id,
@@ -129,23 +286,27 @@ async fn deliver(
         outcome,
     };
     if !shared.running.contains(c.campaign_id) || Instant::now() >= job.lease_deadline {
-        return (job.released(), false);
+        return Step::not_attempted(job.released());
     }
     let Some(list) = c.list_uuid else {
-        return (
-            record(Outcome::Skipped {
-                reason: "unsubscribed or blocklisted after the campaign was queued".to_owned(),
-            }),
-            false,
-        );
+        return Step::not_attempted(record(Outcome::Skipped {
+            reason: "unsubscribed or blocklisted after the campaign was queued".to_owned(),
+        }));
     };
     let to = match EmailAddress::parse(&c.email) {
         Ok(to) => to,
         Err(e) => {
-            return (
-                record(failed(format!("stored address is not usable: {e}"))),
-                false,
-            );
+            return Step::not_attempted(record(failed(format!(
+                "stored address is not usable: {e}"
+            ))));
+        }
+    };
+    let domain = domain_of(to.as_str());
+    let _in_flight = match shared.domains.admit(domain, &shared.rates).await {
+        Admit::Go(guard) => guard,
+        Admit::Defer(until) => {
+            metrics::counter!("postino_domain_deferrals_total").increment(1);
+            return Step::not_attempted(record(Outcome::Deferred { until }));
         }
     };
     let recipient = recipient_of(c);
@@ -162,10 +323,9 @@ async fn deliver(
     let message = match composed {
         Ok((_, message)) => message,
         Err(e) => {
-            return (
-                record(failed(format!("cannot compose the message: {e}"))),
-                false,
-            );
+            return Step::not_attempted(record(failed(format!(
+                "cannot compose the message: {e}"
+            ))));
         }
     };
     if conn.as_ref().is_some_and(|c| !c.is_reusable())
@@ -174,16 +334,36 @@ async fn deliver(
         old.close().await;
     }
     if conn.is_none() {
-        match Connection::open(server).await {
-            Ok(opened) => *conn = Some(opened),
+        match Connection::open(&relay.settings).await {
+            Ok(opened) => {
+                relay.breaker.success();
+                *conn = Some(opened);
+            }
             Err(outcome) => {
-                tracing::warn!(host = %server.host, port = server.port, reply = ?outcome, "cannot open an SMTP session");
-                return (record(settle(shared, c, outcome)), true);
+                let (reply, misconfigured) = match outcome {
+                    SendOutcome::PermFail { reply, .. } => (reply, true),
+                    SendOutcome::TempFail { reply, .. } | SendOutcome::Sent { reply, .. } => {
+                        (reply, false)
+                    }
+                };
+                tracing::warn!(relay = %relay.name, reply = %reply, "cannot open an SMTP session");
+                if let Some(cooldown) = relay.breaker.failure(&reply, misconfigured) {
+                    tracing::warn!(relay = %relay.name, seconds = cooldown.as_secs_f64(), "relay taken out of rotation");
+                    metrics::counter!("postino_relay_trips_total", "relay" => relay.name.clone())
+                        .increment(1);
+                }
+                // Not the recipient's fault: back to the queue, for
+                // another relay or a later try, with no attempt counted.
+                return Step {
+                    recorded: job.released(),
+                    attempted: false,
+                    connect_failed: true,
+                };
             }
         }
     }
     let Some(session) = conn.as_mut() else {
-        return (job.released(), true);
+        return Step::not_attempted(job.released());
     };
     let outcome = session
         .send(&message.from, &message.to, &message.bytes)
@@ -192,7 +372,28 @@ async fn deliver(
         // Broken by the failure (lettre drops a session on any error reply).
         *conn = None;
     }
-    (record(settle(shared, c, outcome)), false)
+    if let SendOutcome::TempFail { code, reply } = &outcome
+        && is_slow_down(*code, reply)
+    {
+        shared.slow_down(domain).await;
+    }
+    let failure = match &outcome {
+        SendOutcome::Sent { .. } => None,
+        SendOutcome::TempFail { reply, .. } | SendOutcome::PermFail { reply, .. } => Some(reply),
+    };
+    if let Some(reason) = shared.alarm.note(
+        c.campaign_id,
+        failure.is_some(),
+        failure.map_or("", String::as_str),
+    ) {
+        shared.running.remove(c.campaign_id);
+        let _ = shared.pauses.send((c.campaign_id, reason));
+    }
+    Step {
+        recorded: record(settle(shared, c, outcome)),
+        attempted: true,
+        connect_failed: false,
+    }
 }
 
 /// Turns the relay's answer into what to record: retry a temporary failure

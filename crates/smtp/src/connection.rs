@@ -86,8 +86,12 @@ enum Stage {
     Auth,
 }
 
-async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, (Stage, String)> {
-    let params = tls_parameters(settings).map_err(|e| (Stage::Connect, e))?;
+/// Why [`open`] failed: the stage, what happened, and whether the server
+/// refused for good (a 5xx to AUTH: the credentials are wrong).
+type OpenError = (Stage, String, bool);
+
+async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, OpenError> {
+    let params = tls_parameters(settings).map_err(|e| (Stage::Connect, e, false))?;
     let hello = ClientId::Domain(settings.hello_name.clone());
     let limit = settings.timeout();
     // lettre leaves Nagle's algorithm on and writes a message's final
@@ -124,8 +128,8 @@ async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, (Stage, St
     };
     let mut conn = timeout(limit, connect)
         .await
-        .map_err(|_| (Stage::Connect, format!("no greeting within {limit:?}")))?
-        .map_err(|e| (Stage::Connect, e))?;
+        .map_err(|_| (Stage::Connect, format!("no greeting within {limit:?}"), false))?
+        .map_err(|e| (Stage::Connect, e, false))?;
     if !settings.username.is_empty() {
         let credentials = Credentials::new(
             settings.username.clone(),
@@ -136,8 +140,8 @@ async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, (Stage, St
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
         )
         .await
-        .map_err(|_| (Stage::Auth, format!("no AUTH reply within {limit:?}")))?
-        .map_err(|e| (Stage::Auth, e.to_string()))?;
+        .map_err(|_| (Stage::Auth, format!("no AUTH reply within {limit:?}"), false))?
+        .map_err(|e| (Stage::Auth, e.to_string(), e.is_permanent()))?;
     }
     Ok(conn)
 }
@@ -147,17 +151,23 @@ impl Connection {
     ///
     /// # Errors
     ///
-    /// A [`SendOutcome::TempFail`] describing the failure: a relay that cannot
-    /// be reached or refuses our credentials is a reason to wait, not to
-    /// give up on the messages meant for it.
+    /// The failure, which is never the recipients' fault: a
+    /// [`SendOutcome::TempFail`] when the relay cannot be reached or did not
+    /// answer, a [`SendOutcome::PermFail`] when it refused our credentials
+    /// for good (the relay is misconfigured, not down).
     pub async fn open(settings: &SmtpSettings) -> Result<Self, SendOutcome> {
-        let mut inner = open(settings).await.map_err(|(stage, e)| {
-            SendOutcome::temp(match stage {
+        let mut inner = open(settings).await.map_err(|(stage, e, permanent)| {
+            let reply = match stage {
                 Stage::Connect => {
                     format!("cannot connect to {}:{}: {e}", settings.host, settings.port)
                 }
                 Stage::Auth => format!("{}:{} refused AUTH: {e}", settings.host, settings.port),
-            })
+            };
+            if permanent {
+                SendOutcome::PermFail { code: None, reply }
+            } else {
+                SendOutcome::temp(reply)
+            }
         })?;
         let hello = ClientId::Domain(settings.hello_name.clone());
         let pipelining = match timeout(
@@ -305,7 +315,7 @@ pub struct Checked {
 ///
 /// The step that failed and why.
 pub async fn check(settings: &SmtpSettings) -> Result<Checked, String> {
-    let mut conn = open(settings).await.map_err(|(stage, e)| match stage {
+    let mut conn = open(settings).await.map_err(|(stage, e, _)| match stage {
         Stage::Connect => format!("connect to {}:{} failed: {e}", settings.host, settings.port),
         Stage::Auth => format!("authentication as {:?} failed: {e}", settings.username),
     })?;
