@@ -187,6 +187,7 @@ pub async fn seed_demo(pool: &PgPool, import: &ImportSettings) -> anyhow::Result
             template_id: None,
             tags: Tags::parse(&["demo"])?,
             headers: Vec::new(),
+            smtp_group: None,
         };
         campaigns::create(&mut tx, &fields, &[list.id]).await?;
     }

@@ -136,6 +136,7 @@ pub async fn seed_smtp_server(settings: &Settings, pool: &PgPool) -> anyhow::Res
             name: "default",
             enabled: true,
             settings: &settings.smtp,
+            policy: &postino_domain::ServerPolicy::default(),
         },
     )
     .await?;

@@ -341,7 +341,7 @@ async fn sink(
         delay: std::time::Duration::from_millis(delay_ms),
         store,
         keep: false,
-        pipelining: true,
+        ..postino_sink::SinkConfig::default()
     })
     .await
     .with_context(|| format!("--listen: cannot listen on {listen}"))?;

@@ -184,6 +184,7 @@ async fn measure(postino: &Path, recipients: i64, connections: u32) -> anyhow::R
             template_id: None,
             tags: Tags::default(),
             headers: Vec::new(),
+            smtp_group: None,
         },
         &[list.id],
     )

@@ -52,6 +52,22 @@ pub struct SinkConfig {
     pub keep: bool,
     /// Offer PIPELINING in the EHLO reply (off to play an older server).
     pub pipelining: bool,
+    /// Play a receiver with a rate limit: recipients at this domain beyond
+    /// `per_second` in any second are refused with `421 4.7.0` and the
+    /// connection is closed, as large mailbox providers do.
+    pub throttle: Option<Throttle>,
+    /// Require AUTH with these credentials (user, password); others get
+    /// `535 5.7.8`. Without it, any credentials are accepted.
+    pub credentials: Option<(String, String)>,
+}
+
+/// A receiving domain's rate limit (see [`SinkConfig::throttle`]).
+#[derive(Debug, Clone)]
+pub struct Throttle {
+    /// The recipient domain it applies to, lower case.
+    pub domain: String,
+    /// Recipients accepted per second at most.
+    pub per_second: u32,
 }
 
 impl Default for SinkConfig {
@@ -65,6 +81,8 @@ impl Default for SinkConfig {
             store: None,
             keep: true,
             pipelining: true,
+            throttle: None,
+            credentials: None,
         }
     }
 }
@@ -102,6 +120,11 @@ pub(crate) struct State {
     pub(crate) refused_perm: AtomicU64,
     pub(crate) dropped: AtomicU64,
     pub(crate) connections: AtomicU64,
+    pub(crate) open_sessions: AtomicU64,
+    pub(crate) peak_sessions: AtomicU64,
+    pub(crate) refused_throttled: AtomicU64,
+    /// When recipients at the throttled domain were accepted, for its limit.
+    pub(crate) throttle_window: Mutex<std::collections::VecDeque<std::time::Instant>>,
 }
 
 /// Counts of what the sink saw.
@@ -117,6 +140,10 @@ pub struct Counts {
     pub dropped: u64,
     /// SMTP connections opened.
     pub connections: u64,
+    /// Most SMTP sessions open at the same time.
+    pub peak_sessions: u64,
+    /// Recipients refused with 421 by the throttle.
+    pub refused_throttled: u64,
 }
 
 /// A running sink. Dropping it stops accepting new connections.
@@ -160,6 +187,8 @@ impl Sink {
                 let _ = stream.set_nodelay(true);
                 let id = st.connections.fetch_add(1, Ordering::Relaxed) + 1;
                 let (st, config, cancel) = (st.clone(), config.clone(), cancel.clone());
+                let open = st.open_sessions.fetch_add(1, Ordering::Relaxed) + 1;
+                st.peak_sessions.fetch_max(open, Ordering::Relaxed);
                 tokio::spawn(async move {
                     tokio::select! {
                         () = cancel.cancelled() => {}
@@ -169,6 +198,7 @@ impl Sink {
                             }
                         }
                     }
+                    st.open_sessions.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         });
@@ -215,6 +245,8 @@ impl Sink {
             refused_perm: self.state.refused_perm.load(Ordering::Relaxed),
             dropped: self.state.dropped.load(Ordering::Relaxed),
             connections: self.state.connections.load(Ordering::Relaxed),
+            peak_sessions: self.state.peak_sessions.load(Ordering::Relaxed),
+            refused_throttled: self.state.refused_throttled.load(Ordering::Relaxed),
         }
     }
 

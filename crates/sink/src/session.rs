@@ -18,9 +18,39 @@ enum Verdict {
     Accept,
     Temp,
     Perm,
+    SlowDown,
 }
 
-fn verdict(config: &SinkConfig, recipient: &str) -> Verdict {
+/// Whether the throttled domain has room for one more recipient now.
+fn throttle_admits(config: &SinkConfig, state: &State, recipient: &str) -> bool {
+    let Some(t) = &config.throttle else {
+        return true;
+    };
+    let domain = recipient.rsplit_once('@').map_or("", |(_, d)| d);
+    if !domain.eq_ignore_ascii_case(&t.domain) {
+        return true;
+    }
+    let Ok(mut window) = state.throttle_window.lock() else {
+        return true;
+    };
+    let now = std::time::Instant::now();
+    while window
+        .front()
+        .is_some_and(|at| now.duration_since(*at) >= std::time::Duration::from_secs(1))
+    {
+        window.pop_front();
+    }
+    if window.len() >= t.per_second as usize {
+        return false;
+    }
+    window.push_back(now);
+    true
+}
+
+fn verdict(config: &SinkConfig, state: &State, recipient: &str) -> Verdict {
+    if !throttle_admits(config, state, recipient) {
+        return Verdict::SlowDown;
+    }
     let local = recipient
         .split('@')
         .next()
@@ -42,6 +72,29 @@ fn verdict(config: &SinkConfig, recipient: &str) -> Verdict {
         }
     }
     Verdict::Accept
+}
+
+fn decode_base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+fn credentials_match(config: &SinkConfig, user: &str, password: &str) -> bool {
+    config
+        .credentials
+        .as_ref()
+        .is_none_or(|(u, p)| u == user && p == password)
+}
+
+fn auth_reply(ok: bool) -> &'static [u8] {
+    if ok {
+        b"235 2.7.0 Authentication succeeded\r\n"
+    } else {
+        b"535 5.7.8 Authentication credentials invalid\r\n"
+    }
 }
 
 /// The address inside `FROM:<…>` / `TO:<…>`, parameters ignored.
@@ -70,6 +123,7 @@ pub(crate) async fn serve(
     let mut mail_from: Option<String> = None;
     let mut rcpts: Vec<String> = Vec::new();
     let mut auth_login_step = 0u8;
+    let mut login_user = String::new();
     loop {
         line.clear();
         let n = (&mut reader)
@@ -82,14 +136,15 @@ pub(crate) async fn serve(
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\r', '\n']);
         if auth_login_step > 0 {
-            // AUTH LOGIN: username, then password, both base64; accepted as is.
+            // AUTH LOGIN: username, then password, both base64.
             auth_login_step += 1;
             if auth_login_step == 2 {
+                login_user = decode_base64(text);
                 out.write_all(b"334 UGFzc3dvcmQ6\r\n").await?;
             } else {
                 auth_login_step = 0;
-                out.write_all(b"235 2.7.0 Authentication succeeded\r\n")
-                    .await?;
+                let ok = credentials_match(config, &login_user, &decode_base64(text));
+                out.write_all(auth_reply(ok)).await?;
             }
             out.flush().await?;
             continue;
@@ -104,7 +159,11 @@ pub(crate) async fn serve(
                     auth_login_step = 1;
                     b"334 VXNlcm5hbWU6\r\n"
                 } else {
-                    b"235 2.7.0 Authentication succeeded\r\n"
+                    // AUTH PLAIN <base64 of "\0user\0password">
+                    let plain = decode_base64(arg.split_whitespace().nth(1).unwrap_or_default());
+                    let mut parts = plain.split('\0').skip(1);
+                    let (user, password) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+                    auth_reply(credentials_match(config, user, password))
                 }
             }
             "MAIL" => {
@@ -117,7 +176,13 @@ pub(crate) async fn serve(
                     b"503 5.5.1 MAIL first\r\n"
                 } else {
                     let rcpt = path_of(arg.get(3..).unwrap_or_default());
-                    match verdict(config, &rcpt) {
+                    match verdict(config, state, &rcpt) {
+                        Verdict::SlowDown => {
+                            state.refused_throttled.fetch_add(1, Ordering::Relaxed);
+                            out.write_all(b"421 4.7.0 Too many messages for this domain, slow down and try again later\r\n").await?;
+                            out.flush().await?;
+                            return Ok(());
+                        }
                         Verdict::Accept => {
                             rcpts.push(rcpt);
                             b"250 2.1.5 OK\r\n"

@@ -59,7 +59,13 @@ pub(crate) struct CampaignResponse {
     lists: Vec<Uuid>,
     tags: Vec<String>,
     headers: Vec<CustomHeader>,
+    /// The SMTP server group it is pinned to; null sends through any
+    /// enabled server.
+    smtp_group: Option<String>,
     status: CampaignStatus,
+    /// Why it is in its status when the sender put it there, such as an
+    /// automatic pause after a burst of failures; null otherwise.
+    status_reason: Option<String>,
     send_at: Option<DateTime<Utc>>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
@@ -84,7 +90,9 @@ impl From<Campaign> for CampaignResponse {
             lists: c.lists,
             tags: f.tags.into(),
             headers: f.headers,
+            smtp_group: f.smtp_group.map(String::from),
             status: c.status,
+            status_reason: c.status_reason,
             send_at: c.send_at,
             started_at: c.started_at,
             finished_at: c.finished_at,
@@ -127,6 +135,8 @@ pub(crate) struct CampaignBody {
     tags: Option<Tags>,
     /// Extra headers; reserved ones (From, Subject, List-Unsubscribe, …) are refused.
     headers: Option<Vec<CustomHeader>>,
+    /// Pin it to one SMTP server group; "" unpins it (any enabled server).
+    smtp_group: Option<String>,
 }
 
 /// A move in the campaign's lifecycle.
@@ -288,6 +298,17 @@ async fn check(
         .or_else(|| base.map(|c| c.lists.clone()))
         .unwrap_or_default();
     let template_uuid = body.template.or_else(|| base.and_then(|c| c.template_uuid));
+    let smtp_group = match body.smtp_group.as_deref().map(str::trim) {
+        None => base_f.and_then(|f| f.smtp_group.clone()),
+        Some("") => None,
+        Some(g) => match postino_domain::ServerGroup::parse(g) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                errors.push(FieldError::new("smtp_group", e.reason));
+                None
+            }
+        },
+    };
 
     let name = match postino_domain::ListName::parse(&name) {
         Ok(n) => n.as_str().to_owned(),
@@ -363,6 +384,7 @@ async fn check(
                 template_id: layout.as_ref().map(|l| l.id),
                 tags,
                 headers,
+                smtp_group,
             },
             list_ids,
         },

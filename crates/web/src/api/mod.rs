@@ -12,6 +12,7 @@ mod campaigns;
 mod deliveries;
 mod exports;
 mod imports;
+mod limits;
 mod lists;
 mod smtp_servers;
 mod subscribers;
@@ -43,6 +44,7 @@ use crate::AppState;
         (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
         (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
         (name = "smtp-servers", description = "SMTP relays the sender delivers through; passwords are write-only"),
+        (name = "limits", description = "How fast Postino may send: overall, per recipient domain, and the throttles it set itself"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -72,4 +74,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(exports::router())
         .merge(smtp_servers::router())
+        .merge(limits::router())
 }

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use postino_db::DbError;
 use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
-use postino_domain::{SmtpServerName, SmtpSettings, TlsMode};
+use postino_domain::{SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -55,6 +55,14 @@ pub(crate) struct SmtpServerResponse {
     messages_per_connection: u32,
     /// Seconds to wait for a connection or any one reply.
     timeout_secs: u64,
+    /// Share of the traffic against the other relays of its group.
+    weight: u32,
+    /// The group campaigns can be pinned to.
+    group: String,
+    /// Most messages per second through it, across every sender; null for none.
+    messages_per_second: Option<f64>,
+    /// A sliding-window cap (say 50,000 per 3,600 s); null for none.
+    window: Option<SendWindow>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -75,6 +83,10 @@ impl From<SmtpServer> for SmtpServerResponse {
             max_connections: f.max_connections,
             messages_per_connection: f.messages_per_connection,
             timeout_secs: f.timeout_secs,
+            weight: s.policy.weight,
+            group: s.policy.group.as_str().to_owned(),
+            messages_per_second: s.policy.messages_per_second,
+            window: s.policy.window,
             created_at: s.created_at,
             updated_at: s.updated_at,
         }
@@ -127,6 +139,19 @@ pub(crate) struct SmtpServerBody {
     /// Whether the sender delivers through it.
     #[schema(default = true)]
     enabled: Option<bool>,
+    /// Share of the traffic against the other relays of its group, 1 to
+    /// 1000: weight 3 beside weight 1 takes three messages in four.
+    #[schema(default = 1, minimum = 1, maximum = 1000)]
+    weight: Option<u32>,
+    /// The group campaigns can be pinned to: 1 to 64 letters, digits, dots,
+    /// dashes or underscores.
+    #[schema(value_type = Option<String>, default = "default")]
+    group: Option<ServerGroup>,
+    /// Most messages per second through it, across every sender; null for none.
+    #[schema(exclusive_minimum = 0)]
+    messages_per_second: Option<f64>,
+    /// A sliding-window cap, as relays impose (50,000 per 3,600 s); null for none.
+    window: Option<SendWindow>,
 }
 
 /// A request body checked and completed with defaults.
@@ -134,6 +159,7 @@ struct Relay {
     name: SmtpServerName,
     enabled: bool,
     settings: SmtpSettings,
+    policy: ServerPolicy,
     /// The body named a password (possibly empty); otherwise `PUT` keeps the
     /// stored one.
     password_given: bool,
@@ -145,6 +171,7 @@ impl Relay {
             name: self.name.as_str(),
             enabled: self.enabled,
             settings: &self.settings,
+            policy: &self.policy,
         }
     }
 }
@@ -172,10 +199,20 @@ impl TryFrom<SmtpServerBody> for Relay {
         settings
             .validate()
             .map_err(|e| WebError::invalid(e.what, e.reason))?;
+        let policy = ServerPolicy {
+            weight: body.weight.unwrap_or(1),
+            group: body.group.unwrap_or_default(),
+            messages_per_second: body.messages_per_second,
+            window: body.window,
+        };
+        policy
+            .validate()
+            .map_err(|e| WebError::invalid(e.what, e.reason))?;
         Ok(Self {
             name: body.name,
             enabled: body.enabled.unwrap_or(true),
             settings,
+            policy,
             password_given,
         })
     }
