@@ -122,10 +122,6 @@ impl Shared {
 /// An open connection is closed after this long without work, so an idle
 /// sender holds no sessions on the relay.
 const IDLE_CLOSE: Duration = Duration::from_secs(10);
-/// Pause after a failed connect, doubling up to [`MAX_CONNECT_PAUSE`], so a
-/// relay that is down is not hammered (the queue waits meanwhile).
-const FIRST_CONNECT_PAUSE: Duration = Duration::from_millis(250);
-const MAX_CONNECT_PAUSE: Duration = Duration::from_secs(30);
 
 /// Sleeps `d`, or less if `stop` comes first; says whether to go on.
 async fn nap(stop: &CancellationToken, d: Duration) -> bool {
@@ -166,7 +162,6 @@ pub(crate) async fn run(
     stop: CancellationToken,
 ) {
     let mut conn: Option<Connection> = None;
-    let mut connect_pause = FIRST_CONNECT_PAUSE;
     let mut ticket = Ticket::default();
     loop {
         if let Some(until) = relay.breaker.open_until() {
@@ -213,16 +208,10 @@ pub(crate) async fn run(
         if step.attempted {
             ticket.spend();
         }
+        // A relay that cannot be reached is paced by its breaker, which
+        // the top of the loop consults.
         if results.send(step.recorded).await.is_err() {
             break;
-        }
-        if step.connect_failed {
-            if !nap(&stop, connect_pause).await {
-                break;
-            }
-            connect_pause = (connect_pause * 2).min(MAX_CONNECT_PAUSE);
-        } else {
-            connect_pause = FIRST_CONNECT_PAUSE;
         }
     }
     if let Some(c) = conn {
@@ -258,8 +247,6 @@ struct Step {
     /// The message went to the relay (whatever it answered): the grants
     /// for it are used up.
     attempted: bool,
-    /// The relay could not be reached: the job went back to the queue.
-    connect_failed: bool,
 }
 
 impl Step {
@@ -267,7 +254,6 @@ impl Step {
         Self {
             recorded,
             attempted: false,
-            connect_failed: false,
         }
     }
 }
@@ -354,11 +340,7 @@ async fn deliver(
                 }
                 // Not the recipient's fault: back to the queue, for
                 // another relay or a later try, with no attempt counted.
-                return Step {
-                    recorded: job.released(),
-                    attempted: false,
-                    connect_failed: true,
-                };
+                return Step::not_attempted(job.released());
             }
         }
     }
@@ -392,7 +374,6 @@ async fn deliver(
     Step {
         recorded: record(settle(shared, c, outcome)),
         attempted: true,
-        connect_failed: false,
     }
 }
 

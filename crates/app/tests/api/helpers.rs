@@ -43,6 +43,13 @@ pub async fn spawn_app_as(
     role: postino_app::Role,
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
+    if std::env::var_os("TEST_LOG").is_some() {
+        // The application's logs, for a test being debugged.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,sqlx=warn")
+            .with_test_writer()
+            .try_init();
+    }
     let db = TestDb::new().await.expect("test database");
     let mut settings = test_settings(&db);
     configure(&mut settings);
