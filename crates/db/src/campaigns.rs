@@ -120,7 +120,11 @@ impl TryFrom<CampaignRow> for Campaign {
                 template_id: r.template_id,
                 tags: Tags::parse(&r.tags)?,
                 headers,
-                smtp_group: r.smtp_group.as_deref().map(ServerGroup::parse).transpose()?,
+                smtp_group: r
+                    .smtp_group
+                    .as_deref()
+                    .map(ServerGroup::parse)
+                    .transpose()?,
             },
             template_uuid: r.template_uuid,
             lists: r.lists.unwrap_or_default(),
@@ -350,7 +354,11 @@ pub async fn transition(
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
-pub async fn pause_with_reason(conn: &mut PgConnection, id: i64, reason: &str) -> Result<bool, DbError> {
+pub async fn pause_with_reason(
+    conn: &mut PgConnection,
+    id: i64,
+    reason: &str,
+) -> Result<bool, DbError> {
     let done = sqlx::query!(
         "UPDATE campaigns SET status = 'paused', status_reason = $2 WHERE id = $1 AND status = 'running'",
         id,

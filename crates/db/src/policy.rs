@@ -91,7 +91,10 @@ pub async fn domain_limit(conn: &mut PgConnection, domain: &str) -> Result<Domai
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
-pub async fn put_domain_limit(conn: &mut PgConnection, limit: &DomainLimit) -> Result<bool, DbError> {
+pub async fn put_domain_limit(
+    conn: &mut PgConnection,
+    limit: &DomainLimit,
+) -> Result<bool, DbError> {
     let created = sqlx::query_scalar!(
         r#"INSERT INTO domain_limits (domain, max_connections, messages_per_minute) VALUES ($1, $2, $3)
            ON CONFLICT (domain) DO UPDATE SET max_connections = $2, messages_per_minute = $3, updated_at = now()
@@ -230,7 +233,11 @@ pub async fn raise_throttles(conn: &mut PgConnection, calm: Duration) -> Result<
 /// # Errors
 ///
 /// [`DbError::Database`] if a statement fails.
-pub async fn heartbeat(conn: &mut PgConnection, me: Uuid, ttl: Duration) -> Result<Vec<Uuid>, DbError> {
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    me: Uuid,
+    ttl: Duration,
+) -> Result<Vec<Uuid>, DbError> {
     let ttl = ttl.as_secs_f64();
     sqlx::query!(
         "INSERT INTO sender_processes (id, alive_until) VALUES ($1, now() + make_interval(secs => $2))

@@ -136,10 +136,7 @@ impl ServerPolicy {
         check_rate("messages_per_second", self.messages_per_second)?;
         if let Some(w) = self.window {
             if w.messages == 0 || w.messages > i32::MAX as u32 {
-                return Err(DomainError::new(
-                    "window.messages",
-                    "must be at least 1",
-                ));
+                return Err(DomainError::new("window.messages", "must be at least 1"));
             }
             if !(1..=604_800).contains(&w.secs) {
                 return Err(DomainError::new(
@@ -183,7 +180,9 @@ impl DomainLimit {
             return Err(DomainError::new("max_connections", "must be 1 to 1000"));
         }
         if self.messages_per_minute == Some(0)
-            || self.messages_per_minute.is_some_and(|m| m > i32::MAX as u32)
+            || self
+                .messages_per_minute
+                .is_some_and(|m| m > i32::MAX as u32)
         {
             return Err(DomainError::new(
                 "messages_per_minute",
@@ -221,7 +220,10 @@ mod tests {
 
     #[test]
     fn groups_are_short_plain_names() {
-        assert_eq!(ServerGroup::parse("bulk-eu_1.a").unwrap().as_str(), "bulk-eu_1.a");
+        assert_eq!(
+            ServerGroup::parse("bulk-eu_1.a").unwrap().as_str(),
+            "bulk-eu_1.a"
+        );
         assert!(ServerGroup::parse("").is_err());
         assert!(ServerGroup::parse("a b").is_err());
         assert!(ServerGroup::parse(&"x".repeat(65)).is_err());
@@ -231,25 +233,43 @@ mod tests {
     fn each_bad_policy_field_is_named() {
         assert!(ServerPolicy::default().validate().is_ok());
         let cases = [
-            (ServerPolicy { weight: 0, ..ServerPolicy::default() }, "weight"),
             (
-                ServerPolicy { messages_per_second: Some(0.0), ..ServerPolicy::default() },
-                "messages_per_second",
+                ServerPolicy {
+                    weight: 0,
+                    ..ServerPolicy::default()
+                },
+                "weight",
             ),
             (
-                ServerPolicy { messages_per_second: Some(f64::NAN), ..ServerPolicy::default() },
+                ServerPolicy {
+                    messages_per_second: Some(0.0),
+                    ..ServerPolicy::default()
+                },
                 "messages_per_second",
             ),
             (
                 ServerPolicy {
-                    window: Some(SendWindow { messages: 0, secs: 60 }),
+                    messages_per_second: Some(f64::NAN),
+                    ..ServerPolicy::default()
+                },
+                "messages_per_second",
+            ),
+            (
+                ServerPolicy {
+                    window: Some(SendWindow {
+                        messages: 0,
+                        secs: 60,
+                    }),
                     ..ServerPolicy::default()
                 },
                 "window.messages",
             ),
             (
                 ServerPolicy {
-                    window: Some(SendWindow { messages: 10, secs: 0 }),
+                    window: Some(SendWindow {
+                        messages: 10,
+                        secs: 0,
+                    }),
                     ..ServerPolicy::default()
                 },
                 "window.secs",
@@ -288,7 +308,10 @@ mod tests {
     fn slow_down_replies_are_recognised() {
         assert!(is_slow_down(Some(421), "Service not available"));
         assert!(is_slow_down(Some(450), "4.7.0 rate limited, try later"));
-        assert!(is_slow_down(Some(451), "transient error (451): 4.7.1 Too many messages"));
+        assert!(is_slow_down(
+            Some(451),
+            "transient error (451): 4.7.1 Too many messages"
+        ));
         assert!(!is_slow_down(Some(451), "4.3.0 local error"));
         assert!(!is_slow_down(Some(550), "5.7.1 policy"));
         assert!(!is_slow_down(None, "4.7.0 connection reset"));

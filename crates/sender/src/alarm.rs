@@ -98,7 +98,10 @@ mod tests {
         assert_eq!(a.note(1, true, "550"), None);
         assert_eq!(a.note(1, true, "550"), None);
         let reason = a.note(1, true, "550 relay denied").unwrap();
-        assert!(reason.contains("3 of the last 3 attempts failed"), "{reason}");
+        assert!(
+            reason.contains("3 of the last 3 attempts failed"),
+            "{reason}"
+        );
         assert!(reason.contains("550 relay denied"));
         // The window starts over after firing.
         assert_eq!(a.note(1, true, "550"), None);

@@ -55,7 +55,7 @@ impl Drop for InFlight {
     }
 }
 
-/// Messages sent per domain in the current and the previous second.
+/// Messages a domain accepted in the current and the previous second.
 #[derive(Debug, Default, Clone, Copy)]
 struct Recent {
     second: u64,
@@ -122,7 +122,6 @@ impl Domains {
 
     /// Decides whether a message to `domain` may go now.
     pub(crate) async fn admit(self: &Arc<Self>, domain: &str, rates: &Rates) -> Admit {
-        self.count(domain);
         let Some(rule) = self.rule(domain) else {
             return Admit::Go(InFlight { domains: None });
         };
@@ -154,7 +153,12 @@ impl Domains {
         let now = Instant::now();
         let due = match self.next_due.lock() {
             Ok(mut next) => {
-                let due = next.get(domain).copied().filter(|d| *d > now).unwrap_or(now) + spacing;
+                let due = next
+                    .get(domain)
+                    .copied()
+                    .filter(|d| *d > now)
+                    .unwrap_or(now)
+                    + spacing;
                 next.insert(domain.to_owned(), due);
                 due
             }
@@ -165,7 +169,8 @@ impl Domains {
         Utc::now() + wait
     }
 
-    fn count(&self, domain: &str) {
+    /// Counts a message `domain` accepted, for the rate it takes.
+    pub(crate) fn accepted(&self, domain: &str) {
         let Some(start) = self.started else { return };
         let now = secs_since(start);
         if let Ok(mut recent) = self.recent.lock() {
@@ -179,12 +184,17 @@ impl Domains {
         }
     }
 
-    /// Messages per minute this process sent to `domain` lately.
+    /// Messages per minute `domain` accepted from this process lately: the
+    /// rate it was coping with when it asked us to slow down.
     pub(crate) fn observed_per_minute(&self, domain: &str) -> u32 {
         let Some(start) = self.started else { return 0 };
         let now = secs_since(start);
-        let Ok(recent) = self.recent.lock() else { return 0 };
-        let Some(r) = recent.get(domain) else { return 0 };
+        let Ok(recent) = self.recent.lock() else {
+            return 0;
+        };
+        let Some(r) = recent.get(domain) else {
+            return 0;
+        };
         let per_second = match now.saturating_sub(r.second) {
             0 => r.previous.max(r.this),
             1 => r.this,
@@ -206,7 +216,8 @@ mod tests {
     #[tokio::test]
     async fn in_flight_limits_defer_and_free_their_place_when_done() {
         let domains = Arc::new(Domains::new());
-        let rates = Rates::new(postino_db::PgPool::connect_lazy("postgres://127.0.0.1:1/none").unwrap());
+        let rates =
+            Rates::new(postino_db::PgPool::connect_lazy("postgres://127.0.0.1:1/none").unwrap());
         domains.set_rules(HashMap::from([(
             "slow.test".to_owned(),
             DomainRule {
@@ -223,9 +234,15 @@ mod tests {
             panic!("and the third")
         };
         assert!(b > a, "deferrals are spread out");
-        assert!(matches!(domains.admit("other.test", &rates).await, Admit::Go(_)));
+        assert!(matches!(
+            domains.admit("other.test", &rates).await,
+            Admit::Go(_)
+        ));
         drop(first);
-        assert!(matches!(domains.admit("slow.test", &rates).await, Admit::Go(_)));
+        assert!(matches!(
+            domains.admit("slow.test", &rates).await,
+            Admit::Go(_)
+        ));
     }
 
     #[test]

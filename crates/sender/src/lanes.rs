@@ -84,11 +84,22 @@ impl Lanes {
     /// Rebuilds the lanes if the relays, this process's share of their
     /// connections or the global rate changed. Workers of the old lanes
     /// finish the message in hand; jobs still waiting go back to the queue.
-    pub(crate) async fn update(&mut self, servers: &[SmtpServer], policy: &Policy, wiring: &Wiring<'_>) {
+    pub(crate) async fn update(
+        &mut self,
+        servers: &[SmtpServer],
+        policy: &Policy,
+        wiring: &Wiring<'_>,
+    ) {
         let key: Key = (
             servers
                 .iter()
-                .map(|s| (s.id, s.updated_at, policy.share(s.settings.max_connections.max(1))))
+                .map(|s| {
+                    (
+                        s.id,
+                        s.updated_at,
+                        policy.share(s.settings.max_connections.max(1)),
+                    )
+                })
                 .collect(),
             policy.global.map(f64::to_bits),
         );
@@ -104,7 +115,8 @@ impl Lanes {
         }
         self.handles.retain(|h| !h.is_finished());
         self.stop = wiring.shutdown.child_token();
-        self.breakers.retain(|id, _| servers.iter().any(|s| s.id == *id));
+        self.breakers
+            .retain(|id, _| servers.iter().any(|s| s.id == *id));
         let total_weight: u64 = servers.iter().map(|s| u64::from(s.policy.weight)).sum();
         let mut workers_started = 0;
         for server in servers {
@@ -122,7 +134,7 @@ impl Lanes {
             if let Some(r) = policy.global {
                 rates.push(Rate::per_second("global", r));
             }
-            rates.sort_by(|a, b| b.window.cmp(&a.window));
+            rates.sort_by_key(|r| std::cmp::Reverse(r.window));
             let breaker = self
                 .breakers
                 .entry(server.id)
@@ -177,8 +189,13 @@ impl Lanes {
     /// Publishes which relays are in rotation, as metrics.
     pub(crate) fn report(&self) {
         for l in &self.lanes {
-            metrics::gauge!("postino_relay_in_rotation", "relay" => l.relay.name.clone())
-                .set(if l.relay.breaker.is_closed() { 1.0 } else { 0.0 });
+            metrics::gauge!("postino_relay_in_rotation", "relay" => l.relay.name.clone()).set(
+                if l.relay.breaker.is_closed() {
+                    1.0
+                } else {
+                    0.0
+                },
+            );
             metrics::gauge!("postino_relay_connections", "relay" => l.relay.name.clone())
                 .set(f64::from(l.workers));
         }
@@ -195,7 +212,10 @@ impl Lanes {
             .iter()
             .filter(|l| l.usable())
             .fold((0, 0), |(cap, room), l| {
-                (cap + l.capacity, room + l.capacity.saturating_sub(l.jobs.len()))
+                (
+                    cap + l.capacity,
+                    room + l.capacity.saturating_sub(l.jobs.len()),
+                )
             })
     }
 
@@ -205,12 +225,13 @@ impl Lanes {
     }
 
     /// Whether waiting will not give a campaign pinned to `group` a relay:
-    /// none serves the group, or every one refused our credentials.
+    /// none serves the group, or every one refused our credentials the last
+    /// time it was tried.
     pub(crate) fn is_hopeless(&self, group: Option<&ServerGroup>) -> bool {
         self.lanes
             .iter()
             .filter(|l| l.serves(group))
-            .all(|l| !l.relay.breaker.is_closed() && l.relay.breaker.is_misconfigured())
+            .all(|l| l.relay.breaker.is_misconfigured())
     }
 
     /// Why a campaign pinned to `group` has nowhere to go, in words.
@@ -234,7 +255,7 @@ impl Lanes {
 
     /// Hands a job to a lane of its campaign's group, by weight among those
     /// in rotation with room. Gives the job back when none can take it.
-    pub(crate) fn dispatch(&mut self, job: Job) -> Result<(), Job> {
+    pub(crate) fn dispatch(&mut self, job: Job) -> Option<Job> {
         let group = job.campaign.smtp_group.clone();
         let mut job = job;
         let mut tried = vec![false; self.lanes.len()];
@@ -254,11 +275,11 @@ impl Lanes {
                 }
             }
             let Some(chosen) = best else {
-                return Err(job);
+                return Some(job);
             };
             self.lanes[chosen].current -= total;
             match self.lanes[chosen].jobs.try_send(job) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return None,
                 Err(e) => {
                     tried[chosen] = true;
                     job = e.into_inner();

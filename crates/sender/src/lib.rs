@@ -119,19 +119,25 @@ async fn claim(
     let mut routable = Vec::with_capacity(ready.len());
     for &campaign in &ready {
         let group = cache.get(campaign).and_then(|p| p.smtp_group.clone());
-        if lanes.can_route(group.as_ref()) {
-            stranded.remove(&campaign);
-            routable.push(campaign);
-            continue;
-        }
-        let since = *stranded.entry(campaign).or_insert_with(Instant::now);
         // A relay that is down is waited for, as any MTA would; one that
         // refuses our credentials, or a group with no relay, will not heal
         // by itself.
-        if since.elapsed() >= settings.failure_window && lanes.is_hopeless(group.as_ref()) {
-            let reason = format!("paused automatically: {}", lanes.why_unroutable(group.as_ref()));
-            let _ = shared.pauses.send((campaign, reason));
+        if lanes.is_hopeless(group.as_ref()) {
+            let since = *stranded.entry(campaign).or_insert_with(Instant::now);
+            if since.elapsed() >= settings.failure_window {
+                let reason = format!(
+                    "paused automatically: {}",
+                    lanes.why_unroutable(group.as_ref())
+                );
+                let _ = shared.pauses.send((campaign, reason));
+                stranded.remove(&campaign);
+                continue;
+            }
+        } else {
             stranded.remove(&campaign);
+        }
+        if lanes.can_route(group.as_ref()) {
+            routable.push(campaign);
         }
     }
     resume.retain(|campaign, _| routable.contains(campaign));
@@ -313,7 +319,9 @@ pub async fn run(
         apply_pauses(&pool, &mut pauses_rx).await;
         if !lanes.has_workers() {
             if !warned_no_relay {
-                tracing::warn!("no SMTP server is enabled for this sender; nothing is sent until one is");
+                tracing::warn!(
+                    "no SMTP server is enabled for this sender; nothing is sent until one is"
+                );
                 warned_no_relay = true;
             }
             if !pause(&shutdown, settings.idle_poll).await {
@@ -350,7 +358,7 @@ pub async fn run(
             }
             Ok(jobs) => {
                 for job in jobs {
-                    if let Err(unplaced) = lanes.dispatch(job) {
+                    if let Some(unplaced) = lanes.dispatch(job) {
                         let _ = results_tx.send(unplaced.released()).await;
                     }
                 }
@@ -366,7 +374,6 @@ pub async fn run(
     for job in lanes.stop().await {
         let _ = results_tx.send(job.released()).await;
     }
-    drop(wiring);
     drop(results_tx);
     let _ = recorder.await;
     apply_pauses(&pool, &mut pauses_rx).await;

@@ -34,9 +34,11 @@ impl Policy {
     }
 }
 
-/// The rate limit for a domain's messages per minute.
+/// The rate limit for a domain's messages per minute, spread evenly over
+/// the minute: a receiver that asked for 600 a minute means 10 a second,
+/// not 600 in the first one.
 pub(crate) fn domain_rate(domain: &str, per_minute: u32) -> Rate {
-    Rate::new(&format!("domain:{domain}"), per_minute, Duration::from_secs(60))
+    Rate::per_second(&format!("domain:{domain}"), f64::from(per_minute) / 60.0)
 }
 
 /// Says this process is alive and rereads the policy and domain rules.
@@ -87,7 +89,10 @@ pub(crate) async fn load(
             rate: None,
         });
         let configured = rule.rate.as_ref().map_or(u32::MAX, |r| r.max);
-        rule.rate = Some(domain_rate(&t.domain, t.messages_per_minute.min(configured)));
+        rule.rate = Some(domain_rate(
+            &t.domain,
+            t.messages_per_minute.min(configured),
+        ));
     }
     Ok((found, rules))
 }

@@ -161,7 +161,9 @@ impl SenderSettings {
             return Err("sender.pause_failure_ratio: must be above 0 and at most 1".to_owned());
         }
         if self.failure_window.is_zero() || self.throttle_calm.is_zero() {
-            return Err("sender.failure_window and sender.throttle_calm: must be above 0".to_owned());
+            return Err(
+                "sender.failure_window and sender.throttle_calm: must be above 0".to_owned(),
+            );
         }
         if self.throttle_floor_per_minute == 0 {
             return Err("sender.throttle_floor_per_minute: must be at least 1".to_owned());

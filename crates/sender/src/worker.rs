@@ -104,7 +104,11 @@ impl Shared {
         };
         match written {
             Ok(per_minute) => {
-                tracing::info!(domain, per_minute, "domain asked us to slow down; throttled");
+                tracing::info!(
+                    domain,
+                    per_minute,
+                    "domain asked us to slow down; throttled"
+                );
                 metrics::counter!("postino_domain_slowdowns_total").increment(1);
                 self.domains.set_rule(
                     domain,
@@ -133,7 +137,12 @@ async fn nap(stop: &CancellationToken, d: Duration) -> bool {
 
 /// Gathers grants from every limit of the relay, waiting as long as it
 /// takes; false when stopped first.
-async fn grants(relay: &Relay, shared: &Shared, ticket: &mut Ticket, stop: &CancellationToken) -> bool {
+async fn grants(
+    relay: &Relay,
+    shared: &Shared,
+    ticket: &mut Ticket,
+    stop: &CancellationToken,
+) -> bool {
     if relay.rates.is_empty() {
         return true;
     }
@@ -259,12 +268,7 @@ impl Step {
 }
 
 /// Sends one job.
-async fn deliver(
-    relay: &Relay,
-    shared: &Shared,
-    conn: &mut Option<Connection>,
-    job: &Job,
-) -> Step {
+async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, job: &Job) -> Step {
     let c = &job.claimed;
     let record = |outcome| Recorded {
         id: c.id,
@@ -309,9 +313,7 @@ async fn deliver(
     let message = match composed {
         Ok((_, message)) => message,
         Err(e) => {
-            return Step::not_attempted(record(failed(format!(
-                "cannot compose the message: {e}"
-            ))));
+            return Step::not_attempted(record(failed(format!("cannot compose the message: {e}"))));
         }
     };
     if conn.as_ref().is_some_and(|c| !c.is_reusable())
@@ -354,22 +356,30 @@ async fn deliver(
         // Broken by the failure (lettre drops a session on any error reply).
         *conn = None;
     }
-    if let SendOutcome::TempFail { code, reply } = &outcome
-        && is_slow_down(*code, reply)
-    {
-        shared.slow_down(domain).await;
+    if matches!(outcome, SendOutcome::Sent { .. }) {
+        shared.domains.accepted(domain);
     }
-    let failure = match &outcome {
-        SendOutcome::Sent { .. } => None,
-        SendOutcome::TempFail { reply, .. } | SendOutcome::PermFail { reply, .. } => Some(reply),
-    };
-    if let Some(reason) = shared.alarm.note(
-        c.campaign_id,
-        failure.is_some(),
-        failure.map_or("", String::as_str),
-    ) {
-        shared.running.remove(c.campaign_id);
-        let _ = shared.pauses.send((c.campaign_id, reason));
+    let slow_down =
+        matches!(&outcome, SendOutcome::TempFail { code, reply } if is_slow_down(*code, reply));
+    if slow_down {
+        // The receiver pacing us, not a failure of the campaign: the
+        // throttle answers it, the alarm does not count it.
+        shared.slow_down(domain).await;
+    } else {
+        let failure = match &outcome {
+            SendOutcome::Sent { .. } => None,
+            SendOutcome::TempFail { reply, .. } | SendOutcome::PermFail { reply, .. } => {
+                Some(reply)
+            }
+        };
+        if let Some(reason) = shared.alarm.note(
+            c.campaign_id,
+            failure.is_some(),
+            failure.map_or("", String::as_str),
+        ) {
+            shared.running.remove(c.campaign_id);
+            let _ = shared.pauses.send((c.campaign_id, reason));
+        }
     }
     Step {
         recorded: record(settle(shared, c, outcome)),

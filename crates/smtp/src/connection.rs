@@ -128,7 +128,13 @@ async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, OpenError>
     };
     let mut conn = timeout(limit, connect)
         .await
-        .map_err(|_| (Stage::Connect, format!("no greeting within {limit:?}"), false))?
+        .map_err(|_| {
+            (
+                Stage::Connect,
+                format!("no greeting within {limit:?}"),
+                false,
+            )
+        })?
         .map_err(|e| (Stage::Connect, e, false))?;
     if !settings.username.is_empty() {
         let credentials = Credentials::new(
@@ -140,7 +146,13 @@ async fn open(settings: &SmtpSettings) -> Result<AsyncSmtpConnection, OpenError>
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
         )
         .await
-        .map_err(|_| (Stage::Auth, format!("no AUTH reply within {limit:?}"), false))?
+        .map_err(|_| {
+            (
+                Stage::Auth,
+                format!("no AUTH reply within {limit:?}"),
+                false,
+            )
+        })?
         .map_err(|e| (Stage::Auth, e.to_string(), e.is_permanent()))?;
     }
     Ok(conn)

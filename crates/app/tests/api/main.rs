@@ -8,6 +8,7 @@ mod helpers;
 mod imports;
 mod lists;
 mod ops;
+mod policy;
 mod sending;
 mod smtp_servers;
 mod startup;

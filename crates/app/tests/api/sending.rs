@@ -13,7 +13,7 @@ use crate::helpers::{TestApp, spawn_app_as};
 
 /// A body with a non-ASCII greeting, a merge field, the unsubscribe link and
 /// one line far longer than SMTP allows (1000 octets), which encoding must fold.
-fn body() -> String {
+pub(crate) fn body() -> String {
     format!(
         "<p>Grüße, {{{{ subscriber.name }}}}!</p><p>{}</p><a href=\"{{{{ unsubscribe_url }}}}\">Unsubscribe</a>",
         "word ".repeat(600).trim_end()
@@ -22,7 +22,10 @@ fn body() -> String {
 
 /// The application with every role, sending to `sink`, with timings short
 /// enough for tests.
-async fn sending_app(sink: &Sink, configure: impl FnOnce(&mut postino_app::Settings)) -> TestApp {
+pub(crate) async fn sending_app(
+    sink: &Sink,
+    configure: impl FnOnce(&mut postino_app::Settings),
+) -> TestApp {
     let port = sink.addr().port();
     spawn_app_as(postino_app::Role::All, |s| {
         s.smtp.port = port;
@@ -43,7 +46,7 @@ async fn sending_app(sink: &Sink, configure: impl FnOnce(&mut postino_app::Setti
 
 /// Adds `n` subscribers `user{i}@example.org` (plus `extra` addresses) to a
 /// new single opt-in list; returns the list id.
-async fn audience(app: &TestApp, n: i64, extra: &[&str]) -> String {
+pub(crate) async fn audience(app: &TestApp, n: i64, extra: &[&str]) -> String {
     let list = app.create_list("News", "single").await;
     sqlx::query(
         "INSERT INTO subscribers (uuid, email, name)
@@ -73,7 +76,7 @@ async fn audience(app: &TestApp, n: i64, extra: &[&str]) -> String {
     list
 }
 
-async fn campaign(app: &TestApp, lists: &[&str]) -> String {
+pub(crate) async fn campaign(app: &TestApp, lists: &[&str]) -> String {
     app.post(
         "/api/v1/campaigns",
         json!({
@@ -89,7 +92,7 @@ async fn campaign(app: &TestApp, lists: &[&str]) -> String {
         .to_owned()
 }
 
-async fn set_status(app: &TestApp, id: &str, status: &str) {
+pub(crate) async fn set_status(app: &TestApp, id: &str, status: &str) {
     app.request(
         reqwest::Method::PUT,
         &format!("/api/v1/campaigns/{id}/status"),
@@ -99,7 +102,7 @@ async fn set_status(app: &TestApp, id: &str, status: &str) {
     .expect(StatusCode::OK);
 }
 
-async fn stats(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn stats(app: &TestApp, id: &str) -> Value {
     app.get(&format!("/api/v1/campaigns/{id}/stats"))
         .await
         .expect(StatusCode::OK)
@@ -107,7 +110,12 @@ async fn stats(app: &TestApp, id: &str) -> Value {
 }
 
 /// Waits until `done` holds for the campaign's stats, or fails after a while.
-async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn wait_for(
+    app: &TestApp,
+    id: &str,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     for _ in 0..600 {
         let s = stats(app, id).await;
         if done(&s) {
@@ -118,11 +126,11 @@ async fn wait_for(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> 
     panic!("timed out waiting for {what}: {}", stats(app, id).await);
 }
 
-async fn finished(app: &TestApp, id: &str) -> Value {
+pub(crate) async fn finished(app: &TestApp, id: &str) -> Value {
     finished_within(app, id, Duration::from_secs(30)).await
 }
 
-async fn finished_within(app: &TestApp, id: &str, limit: Duration) -> Value {
+pub(crate) async fn finished_within(app: &TestApp, id: &str, limit: Duration) -> Value {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
         let c = app.get(&format!("/api/v1/campaigns/{id}")).await.body;
@@ -134,7 +142,7 @@ async fn finished_within(app: &TestApp, id: &str, limit: Duration) -> Value {
     panic!("campaign did not finish: {}", stats(app, id).await);
 }
 
-fn assert_exactly_once(sink: &Sink, expected: &HashSet<String>) {
+pub(crate) fn assert_exactly_once(sink: &Sink, expected: &HashSet<String>) {
     let per = sink.per_recipient();
     let got: HashSet<String> = per.keys().cloned().collect();
     let missing: Vec<_> = expected.difference(&got).collect();
@@ -148,7 +156,7 @@ fn assert_exactly_once(sink: &Sink, expected: &HashSet<String>) {
     assert!(twice.is_empty(), "received more than once: {twice:?}");
 }
 
-fn users(n: i64) -> HashSet<String> {
+pub(crate) fn users(n: i64) -> HashSet<String> {
     (1..=n).map(|i| format!("user{i}@example.org")).collect()
 }
 
@@ -488,7 +496,7 @@ async fn an_unsubscribe_after_enqueue_is_honoured_at_send_time() {
 }
 
 /// Sends SIGTERM, so the sender shuts down cleanly.
-fn terminate(child: &tokio::process::Child) {
+pub(crate) fn terminate(child: &tokio::process::Child) {
     if let Some(pid) = child.id() {
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])

@@ -23,7 +23,11 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_limits, put_limits))
         .routes(routes!(list_domain_limits))
-        .routes(routes!(get_domain_limit, put_domain_limit, delete_domain_limit))
+        .routes(routes!(
+            get_domain_limit,
+            put_domain_limit,
+            delete_domain_limit
+        ))
 }
 
 /// A throttle the sender set itself after a domain answered 421 or 4.7.x.
@@ -81,7 +85,9 @@ async fn limits_response(state: &AppState) -> Result<SendingLimitsResponse, WebE
 /// The installation-wide sending limit and the domain throttles in force.
 #[utoipa::path(get, path = "/sending-limits", tag = "limits",
     responses((status = 200, description = "OK", body = SendingLimitsResponse)))]
-async fn get_limits(State(state): State<AppState>) -> Result<Json<SendingLimitsResponse>, WebError> {
+async fn get_limits(
+    State(state): State<AppState>,
+) -> Result<Json<SendingLimitsResponse>, WebError> {
     Ok(Json(limits_response(&state).await?))
 }
 
@@ -131,7 +137,7 @@ pub(crate) struct DomainLimitsResponse {
 }
 
 /// A domain's limits; at least one of them.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DomainLimitBody {
     /// Most messages to it in flight at once, 1 to 1000.

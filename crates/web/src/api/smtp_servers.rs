@@ -12,7 +12,9 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use postino_db::DbError;
 use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
-use postino_domain::{SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode};
+use postino_domain::{
+    SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode,
+};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
