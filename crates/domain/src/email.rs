@@ -260,6 +260,8 @@ mod tests {
         #[test]
         fn simple_addresses_are_accepted(local in "[a-z0-9][a-z0-9._+-]{0,20}[a-z0-9]", domain in "[a-z][a-z0-9-]{0,10}[a-z0-9]\\.[a-z]{2,6}") {
             prop_assume!(!local.contains(".."));
+            // "xn--…" labels are punycode and must decode; random ones do not.
+            prop_assume!(!domain.starts_with("xn--"));
             let raw = format!("{local}@{domain}");
             let parsed = EmailAddress::parse(&raw).unwrap();
             prop_assert_eq!(parsed.as_str(), raw.as_str());

@@ -109,6 +109,9 @@ async fn the_route_table_covers_every_resource() {
         "/api/v1/smtp-servers",
         "/api/v1/smtp-servers/{id}",
         "/api/v1/smtp-servers/{id}/test",
+        "/api/v1/sending-limits",
+        "/api/v1/domain-limits",
+        "/api/v1/domain-limits/{domain}",
     ] {
         assert!(
             paths.iter().any(|p| p == expected),
