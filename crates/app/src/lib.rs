@@ -156,9 +156,30 @@ pub async fn run_sender(settings: &Settings, shutdown: CancellationToken) -> any
     let pool = open_database(settings).await?;
     seed_smtp_server(settings, &pool).await?;
     let addressing = addressing(settings, &pool).await?;
+    let metrics_stop = shutdown.child_token();
+    let metrics = match settings.sender.metrics_listen {
+        Some(addr) => {
+            let handle = postino_web::prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("sender.metrics_listen: cannot listen on {addr}"))?;
+            tracing::info!(address = %addr, "sender metrics served");
+            let stop = metrics_stop.clone();
+            Some(tokio::spawn(async move {
+                axum::serve(listener, postino_web::metrics_only(handle))
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }))
+        }
+        None => None,
+    };
     let result =
         postino_sender::run(pool.clone(), settings.sender.clone(), addressing, shutdown).await;
     pool.close().await;
+    metrics_stop.cancel();
+    if let Some(server) = metrics {
+        let _ = server.await;
+    }
     result.map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))
 }
 

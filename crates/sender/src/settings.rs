@@ -79,6 +79,9 @@ pub struct SenderSettings {
     pub throttle_calm: Duration,
     /// The slowest a throttle goes, in messages per minute.
     pub throttle_floor_per_minute: u32,
+    /// Where a standalone sender (`--role sender`) serves `/metrics` and
+    /// `/healthz`; none by default, so many senders can share a host.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for SenderSettings {
@@ -106,6 +109,7 @@ impl Default for SenderSettings {
             failure_window: Duration::from_secs(120),
             throttle_calm: Duration::from_secs(10),
             throttle_floor_per_minute: 6,
+            metrics_listen: None,
         }
     }
 }

@@ -43,7 +43,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::TokenId;
 pub use error::WebError;
-pub use ops::prometheus;
+pub use ops::{metrics_only, prometheus};
 
 /// HTTP settings.
 #[derive(Debug, Clone, Deserialize)]

@@ -71,6 +71,25 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
+/// `/metrics` and `/healthz` alone, for a process that serves no API (a
+/// standalone sender), so its counters can be scraped too.
+pub fn metrics_only(handle: PrometheusHandle) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let handle = handle.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                        handle.render(),
+                    )
+                }
+            }),
+        )
+        .route("/healthz", axum::routing::get(healthz))
+}
+
 /// Counts and times every request by method, route template and status, and
 /// logs server-side failures once with their cause chain.
 pub(crate) async fn measure(req: Request, next: Next) -> Response {

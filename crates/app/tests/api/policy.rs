@@ -77,6 +77,54 @@ fn accepted_at(sink: &Sink, domain: &str) -> Vec<SystemTime> {
         .collect()
 }
 
+/// Starts two sender processes on the app's database (the first serving
+/// its metrics on `metrics`, if given) and waits until both say they are
+/// alive, so neither runs alone on a whole connection limit.
+async fn two_senders(
+    app: &TestApp,
+    metrics: Option<u16>,
+) -> (tokio::process::Child, tokio::process::Child) {
+    let sender = |metrics: Option<u16>| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_postino"));
+        command
+            .args(["serve", "--role", "sender"])
+            .env("DATABASE_URL", &app.db.url)
+            .env("POSTINO__LOG__LEVEL", "warn")
+            .env("POSTINO__SENDER__IDLE_POLL", "50ms")
+            .env("POSTINO__SENDER__RELOAD_SERVERS", "100ms")
+            .env("POSTINO__SENDER__RECORD_INTERVAL", "20ms")
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null());
+        if let Some(port) = metrics {
+            command.env(
+                "POSTINO__SENDER__METRICS_LISTEN",
+                format!("127.0.0.1:{port}"),
+            );
+        }
+        command.spawn().expect("the postino binary starts")
+    };
+    let pair = (sender(metrics), sender(None));
+    for _ in 0..200 {
+        if app
+            .count("SELECT count(*) FROM sender_processes WHERE alive_until > now()")
+            .await
+            == 2
+        {
+            return pair;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the two senders did not start");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 #[tokio::test]
 async fn limits_hold_with_two_sender_processes_against_one_database() {
     const PER_SECOND: usize = 25;
@@ -114,32 +162,7 @@ async fn limits_hold_with_two_sender_processes_against_one_database() {
     let list = audience(&app, 100, &refs).await;
     let id = campaign(&app, &[&list]).await;
 
-    let sender = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_postino"))
-            .args(["serve", "--role", "sender"])
-            .env("DATABASE_URL", &app.db.url)
-            .env("POSTINO__LOG__LEVEL", "warn")
-            .env("POSTINO__SENDER__IDLE_POLL", "50ms")
-            .env("POSTINO__SENDER__RELOAD_SERVERS", "100ms")
-            .env("POSTINO__SENDER__RECORD_INTERVAL", "20ms")
-            .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("the postino binary starts")
-    };
-    let (a, b) = (sender(), sender());
-    // Both have said they are alive before the campaign starts, so neither
-    // runs alone on the full connection limit.
-    for _ in 0..100 {
-        if app
-            .count("SELECT count(*) FROM sender_processes WHERE alive_until > now()")
-            .await
-            == 2
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (a, b) = two_senders(&app, None).await;
     let started = std::time::Instant::now();
     set_status(&app, &id, "running").await;
     finished_within(&app, &id, Duration::from_secs(60)).await;
@@ -176,6 +199,75 @@ async fn limits_hold_with_two_sender_processes_against_one_database() {
             "two one.test messages in flight at once ({gap:?} apart)"
         );
     }
+}
+
+#[tokio::test]
+async fn relay_and_domain_rates_hold_with_two_sender_processes() {
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let port = sink.addr().port();
+    let app = spawn_app_as(postino_app::Role::Scheduler, |s| {
+        s.smtp.port = port;
+        s.scheduler.tick_ms = 50;
+    })
+    .await;
+    reconfigure_default(
+        &app,
+        &sink,
+        json!({"max_connections": 4, "messages_per_second": 30, "window": {"messages": 40, "secs": 2}}),
+    )
+    .await;
+    // 300 a minute is 5 a second, spread evenly.
+    app.put(
+        "/api/v1/domain-limits/paced.test",
+        json!({"messages_per_minute": 300}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let paced: Vec<String> = (1..=15).map(|i| format!("p{i}@paced.test")).collect();
+    let refs: Vec<&str> = paced.iter().map(String::as_str).collect();
+    let list = audience(&app, 60, &refs).await;
+    let id = campaign(&app, &[&list]).await;
+    let metrics = free_port();
+    let (a, b) = two_senders(&app, Some(metrics)).await;
+    set_status(&app, &id, "running").await;
+    finished_within(&app, &id, Duration::from_secs(60)).await;
+
+    let mut expected = users(60);
+    expected.extend(paced.iter().cloned());
+    assert_exactly_once(&sink, &expected);
+    let all: Vec<SystemTime> = sink.messages().iter().map(|m| m.at).collect();
+    let per_second = busiest(&all, Duration::from_secs(1));
+    assert!(
+        per_second <= 30,
+        "{per_second} in one second through a relay allowing 30"
+    );
+    let per_window = busiest(&all, Duration::from_secs(2));
+    assert!(
+        per_window <= 40,
+        "{per_window} in 2 s through a relay allowing 40"
+    );
+    let paced_times = accepted_at(&sink, "@paced.test");
+    let paced_peak = busiest(&paced_times, Duration::from_secs(1));
+    assert!(
+        paced_peak <= 5,
+        "{paced_peak} paced.test messages in one second; 300 a minute allows 5"
+    );
+
+    // A standalone sender's counters can be scraped.
+    let scraped = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(scraped.contains("postino_sender_processes 2"), "{scraped}");
+    assert!(scraped.contains("postino_deliveries_total"), "{scraped}");
+    assert!(
+        scraped.contains("postino_domain_deferrals_total"),
+        "{scraped}"
+    );
+    terminate(&a);
+    terminate(&b);
 }
 
 #[tokio::test]
