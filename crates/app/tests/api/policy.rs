@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, spawn_app_as};
 use crate::sending::{
     assert_exactly_once, audience, campaign, finished, finished_within, sending_app, set_status,
-    terminate, users, wait_for,
+    terminate, users, wait_for, wait_status,
 };
 
 /// The stored relays' ids by name.
@@ -482,7 +482,7 @@ async fn a_burst_of_failures_pauses_the_campaign_and_says_why() {
     let list = audience(&app, 300, &[]).await;
     let id = campaign(&app, &[&list]).await;
     set_status(&app, &id, "running").await;
-    let campaign = wait_status(&app, &id, "paused").await;
+    let campaign = wait_status(&app, &id, "paused", Duration::from_secs(20)).await;
     let reason = campaign["status_reason"].as_str().unwrap();
     assert!(reason.contains("attempts failed"), "{reason}");
     assert!(
@@ -518,7 +518,7 @@ async fn refused_credentials_pause_the_campaign_without_failing_anyone() {
     let list = audience(&app, 40, &[]).await;
     let id = campaign(&app, &[&list]).await;
     set_status(&app, &id, "running").await;
-    let campaign = wait_status(&app, &id, "paused").await;
+    let campaign = wait_status(&app, &id, "paused", Duration::from_secs(20)).await;
     let reason = campaign["status_reason"].as_str().unwrap();
     assert!(
         reason.contains("AUTH") && reason.contains("default"),
@@ -532,17 +532,6 @@ async fn refused_credentials_pause_the_campaign_without_failing_anyone() {
     assert_eq!(sink.counts().accepted, 0);
     let unique: HashSet<String> = sink.per_recipient().into_keys().collect();
     assert!(unique.is_empty());
-}
-
-async fn wait_status(app: &TestApp, id: &str, status: &str) -> Value {
-    for _ in 0..400 {
-        let c = app.get(&format!("/api/v1/campaigns/{id}")).await.body;
-        if c["status"] == status {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("campaign never became {status}");
 }
 
 #[tokio::test]

@@ -131,15 +131,22 @@ pub(crate) async fn finished(app: &TestApp, id: &str) -> Value {
 }
 
 pub(crate) async fn finished_within(app: &TestApp, id: &str, limit: Duration) -> Value {
+    wait_status(app, id, "finished", limit).await;
+    stats(app, id).await
+}
+
+/// Waits until the campaign reaches `status` and returns it, or fails after
+/// `limit` with its stats.
+pub(crate) async fn wait_status(app: &TestApp, id: &str, status: &str, limit: Duration) -> Value {
     let started = std::time::Instant::now();
     while started.elapsed() < limit {
         let c = app.get(&format!("/api/v1/campaigns/{id}")).await.body;
-        if c["status"] == "finished" {
-            return stats(app, id).await;
+        if c["status"] == status {
+            return c;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("campaign did not finish: {}", stats(app, id).await);
+    panic!("campaign did not become {status}: {}", stats(app, id).await);
 }
 
 pub(crate) fn assert_exactly_once(sink: &Sink, expected: &HashSet<String>) {
