@@ -140,42 +140,57 @@ pub async fn login_record(
     })
 }
 
-/// Counts a failed login against account `id`. Once `lock_after` failures in
-/// a row have been counted, every further failure locks the account for
-/// `lock_for`; returns the lock's end when this failure set one.
+/// What [`count_login_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// The password may be checked. `locks_at` is set when this attempt
+    /// reached the limit: unless the password is right, the account is now
+    /// locked until then.
+    Allowed {
+        /// When the lock this attempt set ends, if it set one.
+        locks_at: Option<DateTime<Utc>>,
+    },
+    /// The account is locked; the password must not be checked.
+    Locked,
+}
+
+/// Counts a login attempt on account `id` *before* its password is checked,
+/// so a burst of parallel guesses cannot get past the limit: attempts are
+/// numbered atomically, and the `lock_after`-th in a row locks the account
+/// for `lock_for`. A right password then clears the count (and that lock)
+/// with [`record_successful_login`].
 ///
 /// # Errors
 ///
-/// [`DbError::NotFound`] if there is no such user.
-pub async fn record_failed_login(
+/// [`DbError::Database`] if the update fails.
+pub async fn count_login_attempt(
     conn: &mut PgConnection,
     id: i64,
     lock_after: i32,
     lock_for: chrono::Duration,
-) -> Result<Option<DateTime<Utc>>, DbError> {
-    // One statement, so concurrent failures each count and the threshold is
-    // crossed exactly once per failure, whatever the interleaving.
+) -> Result<LoginAttempt, DbError> {
     let row = sqlx::query!(
         r#"UPDATE users SET
                failed_logins = failed_logins + 1,
                locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-           WHERE id = $1
-           RETURNING failed_logins, locked_until"#,
+           WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())
+           RETURNING failed_logins"#,
         id,
         lock_after,
         Utc::now() + lock_for,
     )
     .fetch_optional(conn)
-    .await?
-    .ok_or(DbError::NotFound)?;
-    Ok(if row.failed_logins >= lock_after {
-        row.locked_until
-    } else {
-        None
+    .await?;
+    Ok(match row {
+        None => LoginAttempt::Locked,
+        Some(row) if row.failed_logins >= lock_after => LoginAttempt::Allowed {
+            locks_at: Some(Utc::now() + lock_for),
+        },
+        Some(_) => LoginAttempt::Allowed { locks_at: None },
     })
 }
 
-/// Clears account `id`'s failed-login count and lock after a good login.
+/// Clears account `id`'s failed-login count and lock after a right password.
 ///
 /// # Errors
 ///

@@ -3,7 +3,8 @@
 //! Lockout policy: after [`LOCK_AFTER`] failed logins in a row, an account
 //! refuses every login, even with the right password, for [`LOCK_FOR`]; each
 //! further failure once the lock ends locks it again, and a successful login
-//! clears the count. Unknown addresses cost the same password hash as known
+//! clears the count. Attempts are counted before the password is checked, so
+//! parallel guesses cannot slip past the limit. Unknown addresses cost the same password hash as known
 //! ones, so response times do not reveal who has an account.
 
 use std::sync::OnceLock;
@@ -13,6 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
+use postino_db::users::LoginAttempt;
 use postino_db::{DbError, sessions, users};
 use postino_domain::{EmailAddress, Password};
 use serde::Deserialize;
@@ -135,17 +137,25 @@ pub(crate) async fn login(
         verify(form.password.clone(), None).await?;
         return Ok(wrong());
     };
-    if let Some(until) = record.locked_until.filter(|until| *until > Utc::now()) {
-        return Ok(again(StatusCode::TOO_MANY_REQUESTS, locked_message(until)));
-    }
+    let attempt =
+        users::count_login_attempt(&mut conn, record.user.id, LOCK_AFTER, LOCK_FOR).await?;
+    let locks_at = match attempt {
+        LoginAttempt::Locked => {
+            // Set by a parallel attempt if not yet in the record read above.
+            let until = record
+                .locked_until
+                .filter(|until| *until > Utc::now())
+                .unwrap_or_else(|| Utc::now() + LOCK_FOR);
+            return Ok(again(StatusCode::TOO_MANY_REQUESTS, locked_message(until)));
+        }
+        LoginAttempt::Allowed { locks_at } => locks_at,
+    };
     let good = match Password::parse(&form.password) {
         Ok(password) => verify(password.expose().to_owned(), Some(record.password_hash)).await?,
         Err(_) => false,
     };
     if !good {
-        let lock =
-            users::record_failed_login(&mut conn, record.user.id, LOCK_AFTER, LOCK_FOR).await?;
-        return Ok(match lock {
+        return Ok(match locks_at {
             Some(until) => again(StatusCode::TOO_MANY_REQUESTS, locked_message(until)),
             None => wrong(),
         });
