@@ -114,6 +114,21 @@ try {
   check(!(await page.isVisible("text=Forged")), "the forged POST created a list");
   await shoot(page, "lists");
 
+  step = "delete a list in place with htmx (confirm, CSRF header)";
+  await page.fill('[data-testid=new-list-form] input[name="name"]', "Old promotions");
+  await Promise.all([
+    page.waitForURL(`${base}/lists?notice=created`),
+    page.click("[data-testid=new-list-form] button[type=submit]"),
+  ]);
+  const doomed = page.locator("[data-testid=lists-table] tbody tr", { hasText: "Old promotions" });
+  check((await doomed.count()) === 1, "the second list is not in the table");
+  await doomed.locator("button:has-text('Delete')").click();
+  await doomed.waitFor({ state: "detached" });
+  check(path(page) === "/lists?notice=created", "deleting with htmx left the page");
+  await page.reload();
+  check((await doomed.count()) === 0, "the deleted list is back after a reload");
+  check((await row.count()) === 1, "the other list went too");
+
   step = "open a list's edit page";
   await Promise.all([page.waitForURL(/\/lists\/[0-9a-f-]+\/edit$/), row.locator("text=Edit").click()]);
   check((await page.inputValue('input[name="name"]')) === "Spring newsletter", "the edit form is not filled in");

@@ -592,3 +592,100 @@ async fn dashboard_static_assets_are_served_with_their_types() {
     assert!(htmx.text().await.unwrap().contains("htmx"));
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn dashboard_a_burst_of_parallel_guesses_gets_no_more_than_ten_password_checks() {
+    // Arrange: twenty people, each with a login form open.
+    let app = spawn_app().await;
+    user(&app, "dana@example.com", Role::Editor).await;
+    let mut forms = Vec::new();
+    for _ in 0..20 {
+        let browser = Browser::new(&app);
+        let page = browser.get("/login").await.expect(StatusCode::OK);
+        let token = hidden_field(&page.text, "csrf_token");
+        forms.push((browser, token));
+    }
+
+    // Act: all send a wrong password at once.
+    let mut tasks = tokio::task::JoinSet::new();
+    for (browser, token) in forms {
+        tasks.spawn(async move {
+            browser
+                .post(
+                    "/login",
+                    &[
+                        ("csrf_token", token.as_str()),
+                        ("email", "dana@example.com"),
+                        ("password", "wrong password!"),
+                    ],
+                )
+                .await
+                .status
+        });
+    }
+    let statuses = tasks.join_all().await;
+
+    // Assert: nine are told the password is wrong; the rest find the account locked.
+    let wrong = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let locked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((wrong, locked), (9, 11), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn dashboard_the_overview_shows_totals_sending_progress_and_messages_sent_per_day() {
+    // Arrange: a running campaign with one message sent today and one queued.
+    let app = spawn_app().await;
+    let list = app.create_list("Weekly news", "single").await;
+    for email in ["a@example.com", "b@example.com"] {
+        app.create_subscriber(serde_json::json!({"email": email, "lists": [list]}))
+            .await;
+    }
+    app.post(
+        "/api/v1/campaigns",
+        serde_json::json!({
+            "name": "Spring sale", "subject": "Hello", "from_email": "news@example.com",
+            "body": "Hi <a href=\"{{ unsubscribe_url }}\">unsubscribe</a>", "lists": [list]
+        }),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    for sql in [
+        "UPDATE campaigns SET status = 'running', started_at = now()",
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, CASE WHEN s.email = 'a@example.com' THEN 'sent' ELSE 'queued' END,
+                CASE WHEN s.email = 'a@example.com' THEN now() END
+         FROM campaigns c CROSS JOIN subscribers s",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+    let viewer = signed_in(&app, Role::Viewer).await;
+
+    // Act
+    let page = viewer.get("/").await.expect(StatusCode::OK);
+
+    // Assert
+    let text = page.text;
+    assert!(
+        text.contains(r#"data-testid="stat-subscribers">2<"#),
+        "{text}"
+    );
+    assert!(text.contains(r#"data-testid="stat-lists">1<"#));
+    assert!(text.contains("Spring sale"));
+    assert!(text.contains("1 of 2 sent"), "{text}");
+    assert!(text.contains(r#"aria-valuenow="50""#));
+    assert_eq!(text.matches("<rect x=").count(), 30, "one bar per day");
+    assert!(text.contains(": 1 sent</title>"), "today's bar");
+    assert!(
+        !text.contains("New list"),
+        "a viewer is not offered changes"
+    );
+}
