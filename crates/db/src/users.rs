@@ -205,7 +205,8 @@ pub async fn record_successful_login(conn: &mut PgConnection, id: i64) -> Result
     Ok(())
 }
 
-/// Replaces a user's password hash (a PHC string).
+/// Replaces a user's password hash (a PHC string) and ends their sessions:
+/// whoever knew the old password must not stay signed in.
 ///
 /// # Errors
 ///
@@ -220,10 +221,13 @@ pub async fn set_password_hash(
         id,
         password_hash
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     if result.rows_affected() == 0 {
         return Err(DbError::NotFound);
     }
+    sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

@@ -162,6 +162,11 @@ pub(crate) async fn login(
     }
 
     users::record_successful_login(&mut conn, record.user.id).await?;
+    // A session this browser held before is ended, not left behind for
+    // whoever had its cookie; every login starts a fresh one.
+    if let Some(previous) = cookies::get(&headers, cookies::SESSION) {
+        sessions::delete(&mut conn, previous).await?;
+    }
     sessions::delete_expired(&mut conn).await?;
     let (secret, _) = sessions::create(&mut conn, record.user.id, SESSION_TTL).await?;
     tracing::info!(user.id = record.user.id, "signed in");
