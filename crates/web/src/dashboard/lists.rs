@@ -12,7 +12,7 @@ use postino_db::lists::{self, List, ListChanges, NewList};
 use postino_domain::{ListName, ListVisibility, OptIn, Role, Tags};
 use serde::Deserialize;
 
-use super::page::{Layout, PageError, PageForm, SignedIn, render};
+use super::page::{Layout, PageError, PageForm, SignedIn, grouped, render};
 use crate::AppState;
 use crate::error::WebError;
 use crate::extract::IdPath;
@@ -42,10 +42,10 @@ struct ListRow {
     tags: Vec<String>,
     opt_in: &'static str,
     visibility: &'static str,
-    confirmed: i64,
-    unconfirmed: i64,
-    unsubscribed: i64,
-    total: i64,
+    confirmed: String,
+    unconfirmed: String,
+    unsubscribed: String,
+    total: String,
 }
 
 impl From<List> for ListRow {
@@ -58,10 +58,10 @@ impl From<List> for ListRow {
             tags: list.tags.into(),
             opt_in: list.opt_in.as_str(),
             visibility: list.visibility.as_str(),
-            confirmed: c.confirmed,
-            unconfirmed: c.unconfirmed,
-            unsubscribed: c.unsubscribed,
-            total: c.confirmed + c.unconfirmed + c.unsubscribed,
+            confirmed: grouped(c.confirmed),
+            unconfirmed: grouped(c.unconfirmed),
+            unsubscribed: grouped(c.unsubscribed),
+            total: grouped(c.confirmed + c.unconfirmed + c.unsubscribed),
         }
     }
 }

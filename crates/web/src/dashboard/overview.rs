@@ -9,7 +9,7 @@ use postino_db::{campaigns, deliveries, lists, subscribers};
 use postino_domain::CampaignStatus;
 
 use super::chart::{Bar, bars};
-use super::page::{Layout, PageError, SignedIn, render};
+use super::page::{Layout, PageError, SignedIn, grouped, render};
 use crate::AppState;
 
 /// Days the sending chart covers.
@@ -21,10 +21,10 @@ const RECENT: usize = 5;
 #[template(path = "dashboard/overview.html")]
 struct OverviewPage {
     layout: Layout,
-    subscribers: i64,
+    subscribers: String,
     lists: usize,
     campaigns: usize,
-    sent_total: i64,
+    sent_total: String,
     running: Vec<Running>,
     recent: Vec<Recent>,
     bars: Vec<Bar>,
@@ -34,8 +34,8 @@ struct OverviewPage {
 /// A campaign sending now, with how far it got.
 struct Running {
     name: String,
-    sent: i64,
-    total: i64,
+    sent: String,
+    total: String,
     percent: i64,
 }
 
@@ -61,8 +61,8 @@ pub(crate) async fn show(
         let done = counts.sent + counts.failed + counts.skipped;
         running.push(Running {
             name: campaign.fields.name.clone(),
-            sent: counts.sent,
-            total,
+            sent: grouped(counts.sent),
+            total: grouped(total),
             percent: if total == 0 { 0 } else { done * 100 / total },
         });
     }
@@ -76,11 +76,11 @@ pub(crate) async fn show(
         })
         .collect();
     let per_day = deliveries::sent_per_day(&mut conn, CHART_DAYS).await?;
-    let sent_total = per_day.iter().map(|(_, n)| n).sum();
+    let sent_total = grouped(per_day.iter().map(|(_, n)| n).sum());
     let chart_max = per_day.iter().map(|(_, n)| *n).max().unwrap_or(0);
     let page = OverviewPage {
         layout: signed_in.layout("overview", "Overview"),
-        subscribers,
+        subscribers: grouped(subscribers),
         lists,
         campaigns: all.len(),
         sent_total,

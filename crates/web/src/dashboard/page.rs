@@ -82,6 +82,22 @@ pub(crate) struct Layout {
     pub(crate) is_admin: bool,
 }
 
+/// `n` with thousands separated by commas, as people read counts: 1,240.
+pub(crate) fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Renders `template` with `status`.
 pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
@@ -219,4 +235,18 @@ fn chain_of(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::grouped;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1240), "1,240");
+        assert_eq!(grouped(1_000_000), "1,000,000");
+        assert_eq!(grouped(-12345), "-12,345");
+    }
 }
