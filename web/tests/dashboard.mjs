@@ -79,12 +79,12 @@ try {
   await page.waitForSelector("h1:has-text('Overview')");
   check(await page.isVisible("[data-testid=stat-subscribers]"), "no subscriber count on the overview");
   check(await page.isVisible("text=Messages sent per day"), "no sending chart on the overview");
+  check((await page.locator("svg.chart rect.bar").count()) > 0, "no bars in the sending chart");
   await shoot(page, "overview");
 
   step = "open the lists page from the navigation";
   await Promise.all([page.waitForURL(`${base}/lists`), page.click("nav >> text=Lists")]);
-  check(await page.isVisible("text=No lists yet"), "no empty state on a fresh lists page");
-  await shoot(page, "lists-empty");
+  await page.waitForSelector("h1:has-text('Lists')");
 
   step = "a form posted without its CSRF token is refused";
   const refused = await page.evaluate(async () => {

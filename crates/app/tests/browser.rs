@@ -93,6 +93,45 @@ async fn ensure_chromium() {
     );
 }
 
+/// A month of history, so the pages show what a working installation looks
+/// like: a list of 1,240 people, two campaigns sent in the last 30 days and
+/// one sending now (no sender runs here, so it stays at 60%).
+async fn seed_history(pool: &sqlx::PgPool) {
+    let statements = [
+        "INSERT INTO lists (uuid, name, description, opt_in, visibility, tags)
+         VALUES (gen_random_uuid(), 'Customers', 'Everyone who bought from the shop', 'single', 'private', ARRAY['customers'])",
+        "INSERT INTO subscribers (uuid, email, name)
+         SELECT gen_random_uuid(), 'reader' || n || '@example.com', 'Reader ' || n FROM generate_series(1, 1240) n",
+        "INSERT INTO subscriber_lists (list_id, subscriber_id, status)
+         SELECT l.id, s.id, CASE WHEN s.id % 17 = 0 THEN 'unsubscribed'
+                                 WHEN s.id % 11 = 0 THEN 'unconfirmed' ELSE 'confirmed' END
+         FROM lists l CROSS JOIN subscribers s",
+        "INSERT INTO campaigns (uuid, name, subject, from_email, body, body_format, status, started_at, finished_at, enqueued_at)
+         VALUES (gen_random_uuid(), 'Autumn newsletter', 'Autumn news', 'news@example.com', 'Hello', 'markdown',
+                 'finished', now() - interval '19 days', now() - interval '18 days', now() - interval '19 days'),
+                (gen_random_uuid(), 'Black Friday preview', 'A first look', 'news@example.com', 'Hello', 'markdown',
+                 'finished', now() - interval '6 days', now() - interval '5 days', now() - interval '6 days'),
+                (gen_random_uuid(), 'Weekly digest #48', 'This week', 'news@example.com', 'Hello', 'markdown',
+                 'running', now() - interval '1 hour', NULL, now() - interval '1 hour')",
+        "INSERT INTO campaign_lists (campaign_id, list_id) SELECT c.id, l.id FROM campaigns c CROSS JOIN lists l",
+        // Finished campaigns: most mail goes out on the first day, the rest
+        // (retries, slow domains) on the next.
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, 'sent', c.started_at + CASE WHEN s.id % 5 = 0 THEN interval '1 day' ELSE interval '0' END
+         FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'finished'",
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, CASE WHEN s.id % 5 < 3 THEN 'sent' ELSE 'queued' END,
+                CASE WHEN s.id % 5 < 3 THEN now() END
+         FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'running'",
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("seeding failed: {e}\n{sql}"));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_works_in_a_real_browser() {
     // Arrange: the browser's tools, then the application and a login.
@@ -118,6 +157,7 @@ async fn dashboard_works_in_a_real_browser() {
     )
     .await
     .unwrap();
+    seed_history(app.pool()).await;
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(postino_app::Role::Web, shutdown.clone()));
     let screenshots = workspace().join("target/screenshots");

@@ -689,3 +689,56 @@ async fn dashboard_the_overview_shows_totals_sending_progress_and_messages_sent_
         "a viewer is not offered changes"
     );
 }
+
+#[tokio::test]
+async fn dashboard_empty_pages_tell_a_newcomer_what_to_do_next() {
+    // Arrange
+    let app = spawn_app().await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let viewer = signed_in(&app, Role::Viewer).await;
+
+    // Act
+    let overview = editor.get("/").await.expect(StatusCode::OK).text;
+    let lists = editor.get("/lists").await.expect(StatusCode::OK).text;
+    let viewer_lists = viewer.get("/lists").await.expect(StatusCode::OK).text;
+
+    // Assert
+    assert!(overview.contains("Welcome to Postino"), "{overview}");
+    assert!(overview.contains("Create your first list"));
+    assert!(overview.contains("Nothing sent in the last 30 days."));
+    assert!(lists.contains("No lists yet"));
+    assert!(lists.contains("Create one below, then import your subscribers into it."));
+    assert!(viewer_lists.contains("Ask an editor to create the first one."));
+}
+
+#[tokio::test]
+async fn dashboard_a_new_password_or_a_new_login_ends_the_sessions_before_it() {
+    // Arrange
+    let app = spawn_app().await;
+    let browser = signed_in(&app, Role::Editor).await;
+    browser.get("/").await.expect(StatusCode::OK);
+
+    // Act: signing in again from the same browser replaces its session.
+    browser
+        .login("editor@example.com", PASSWORD)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+
+    // Assert
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+
+    // Act: the password changes.
+    let mut conn = app.pool.acquire().await.unwrap();
+    let id: i64 = sqlx::query_scalar("SELECT id FROM users")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let hash = password_auth::generate_hash("another long password");
+    postino_db::users::set_password_hash(&mut conn, id, &hash)
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
+    browser.get("/").await.expect(StatusCode::SEE_OTHER);
+}
