@@ -134,6 +134,7 @@ pub(crate) async fn login(
         Err(_) => None,
     };
     let Some(record) = record else {
+        drop(conn);
         verify(form.password.clone(), None).await?;
         return Ok(wrong());
     };
@@ -150,6 +151,9 @@ pub(crate) async fn login(
         }
         LoginAttempt::Allowed { locks_at } => locks_at,
     };
+    // The hash takes tens of milliseconds; a burst of logins must not hold
+    // pooled connections that long.
+    drop(conn);
     let good = match Password::parse(&form.password) {
         Ok(password) => verify(password.expose().to_owned(), Some(record.password_hash)).await?,
         Err(_) => false,
@@ -161,6 +165,7 @@ pub(crate) async fn login(
         });
     }
 
+    let mut conn = state.db.acquire().await?;
     users::record_successful_login(&mut conn, record.user.id).await?;
     // A session this browser held before is ended, not left behind for
     // whoever had its cookie; every login starts a fresh one.
