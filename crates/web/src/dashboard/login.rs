@@ -51,10 +51,18 @@ pub(crate) struct NextQuery {
 
 /// The login form. A new form token is issued on every visit, in a cookie
 /// only this path receives and in the form, which must send both back.
+/// Someone already signed in goes straight on.
 pub(crate) async fn show(
     State(state): State<AppState>,
     Query(query): Query<NextQuery>,
-) -> Response {
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    if let Some(secret) = cookies::get(&headers, cookies::SESSION) {
+        let mut conn = state.db.acquire().await?;
+        if sessions::find(&mut conn, secret).await?.is_some() {
+            return Ok(Redirect::to(safe_next(&query.next)).into_response());
+        }
+    }
     let token = sessions::random_token();
     let page = LoginPage {
         email: String::new(),
@@ -64,7 +72,7 @@ pub(crate) async fn show(
     };
     let mut response = render(StatusCode::OK, &page);
     set_login_cookie(&state, &mut response, &token, LOGIN_FORM_TTL_SECS);
-    response
+    Ok(response)
 }
 
 fn set_login_cookie(state: &AppState, response: &mut Response, token: &str, max_age: i64) {

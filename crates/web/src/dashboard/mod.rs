@@ -31,7 +31,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::AppState;
@@ -59,6 +59,12 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .merge(signed_in)
         .layer(middleware::from_fn(page_headers))
         .route("/static/{*path}", get(assets::serve))
+}
+
+/// The page for addresses that lead nowhere (outside the API, which answers
+/// with problem documents).
+pub(crate) async fn not_found() -> Response {
+    page::PageError::Internal(crate::error::WebError::NotFound("page")).into_response()
 }
 
 /// Headers for every dashboard page: never cached (they hold personal
