@@ -713,19 +713,58 @@ async fn dashboard_empty_pages_tell_a_newcomer_what_to_do_next() {
 
 #[tokio::test]
 async fn dashboard_a_new_password_or_a_new_login_ends_the_sessions_before_it() {
-    // Arrange
+    // Arrange: a browser signed in, whose login form was opened again
+    // before (another tab) and is now sent.
     let app = spawn_app().await;
-    let browser = signed_in(&app, Role::Editor).await;
-    browser.get("/").await.expect(StatusCode::OK);
-
-    // Act: signing in again from the same browser replaces its session.
-    browser
-        .login("editor@example.com", PASSWORD)
+    user(&app, "editor@example.com", Role::Editor).await;
+    let browser = Browser::new(&app);
+    let form = Browser::new(&app)
+        .get("/login")
         .await
-        .expect(StatusCode::SEE_OTHER);
+        .expect(StatusCode::OK);
+    let form_token = hidden_field(&form.text, "csrf_token");
+    let first = browser.login("editor@example.com", PASSWORD).await;
+    let first_cookie = session_cookie(&first).unwrap();
+    let old_session = between(&first_cookie, "postino_session=", ";");
 
-    // Assert
+    // Act
+    let second = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/login"))
+        .header(
+            "cookie",
+            format!("postino_login_csrf={form_token}; postino_session={old_session}"),
+        )
+        .form(&[
+            ("csrf_token", form_token.as_str()),
+            ("email", "editor@example.com"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+
+    // Assert: one session, the new one; the old cookie opens nothing.
+    assert_eq!(second.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 1);
+    browser.get("/").await.expect(StatusCode::SEE_OTHER);
+    let second = Reply::from(second).await;
+    let new_session = between(&session_cookie(&second).unwrap(), "postino_session=", ";");
+    let open_with_new_session = || async {
+        reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .unwrap()
+            .get(app.url("/"))
+            .header("cookie", format!("postino_session={new_session}"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(open_with_new_session().await, StatusCode::OK);
 
     // Act: the password changes.
     let mut conn = app.pool.acquire().await.unwrap();
@@ -740,5 +779,26 @@ async fn dashboard_a_new_password_or_a_new_login_ends_the_sessions_before_it() {
 
     // Assert
     assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
-    browser.get("/").await.expect(StatusCode::SEE_OTHER);
+    assert_eq!(open_with_new_session().await, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn dashboard_unknown_pages_get_a_page_in_words_and_signed_in_users_skip_the_login_form() {
+    // Arrange
+    let app = spawn_app().await;
+    let browser = signed_in(&app, Role::Viewer).await;
+
+    // Act
+    let missing = browser.get("/no-such-page").await;
+    let login = browser.get("/login?next=%2Flists").await;
+
+    // Assert
+    let missing = missing.expect(StatusCode::NOT_FOUND);
+    assert!(
+        missing.text.contains("This page does not exist"),
+        "{}",
+        missing.text
+    );
+    let login = login.expect(StatusCode::SEE_OTHER);
+    assert_eq!(location(&login), "/lists");
 }
