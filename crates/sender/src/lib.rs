@@ -21,12 +21,14 @@
 //! - `prepared` — compiled campaigns and the set of running ones.
 //! - `worker` — one SMTP session, one message at a time; how replies settle.
 //! - `recorder` — batched result writes.
+//! - `dkim` — the DKIM keys the workers sign with, reread with the relays.
 //!
 //! Dependency rule: depends on `postino-db`, `postino-compose`,
 //! `postino-smtp` and `postino-domain`; meets the web and scheduler roles in
 //! database rows only.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod dkim;
 mod prepared;
 mod recorder;
 mod settings;
@@ -212,6 +214,7 @@ pub async fn run(
         addressing,
         retry,
         running: Running::default(),
+        dkim: dkim::Keys::default(),
     });
     let (jobs_tx, jobs_rx) = async_channel::bounded::<Job>(capacity);
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
@@ -234,6 +237,7 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         if servers_read.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
             servers_read = Some(Instant::now());
+            dkim::reload(&pool, &shared).await;
             match load_servers(&pool).await {
                 Ok(servers) => {
                     let key: Vec<_> = servers.iter().map(|s| (s.id, s.updated_at)).collect();

@@ -39,6 +39,7 @@ pub(crate) struct Shared {
     pub(crate) addressing: Addressing,
     pub(crate) retry: RetryPolicy,
     pub(crate) running: Running,
+    pub(crate) dkim: crate::dkim::Keys,
 }
 
 /// An open connection is closed after this long without work, so an idle
@@ -159,7 +160,7 @@ async fn deliver(
             delivery: Some(c.id),
         },
     );
-    let message = match composed {
+    let mut message = match composed {
         Ok((_, message)) => message,
         Err(e) => {
             return (
@@ -168,6 +169,12 @@ async fn deliver(
             );
         }
     };
+    if let Err(e) = shared
+        .dkim
+        .sign(&job.campaign.identity.from_email, &mut message)
+    {
+        return (record(failed(e.to_string())), false);
+    }
     if conn.as_ref().is_some_and(|c| !c.is_reusable())
         && let Some(old) = conn.take()
     {
