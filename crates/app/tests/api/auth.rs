@@ -109,6 +109,8 @@ async fn the_route_table_covers_every_resource() {
         "/api/v1/smtp-servers",
         "/api/v1/smtp-servers/{id}",
         "/api/v1/smtp-servers/{id}/test",
+        "/api/v1/dkim-keys",
+        "/api/v1/dkim-keys/{id}",
     ] {
         assert!(
             paths.iter().any(|p| p == expected),

@@ -6,10 +6,12 @@
 //!
 //! CSV import jobs live in `imports`, CSV exports of lists and searches in
 //! `exports`, a campaign's per-recipient outcomes in `deliveries`, the SMTP
-//! relays the sender uses in `smtp_servers`.
+//! relays the sender uses in `smtp_servers`, the keys that DKIM-sign mail
+//! in `dkim_keys`.
 
 mod campaigns;
 mod deliveries;
+mod dkim_keys;
 mod exports;
 mod imports;
 mod lists;
@@ -28,7 +30,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Postino API",
-        description = "Manage lists, subscribers, templates, campaigns, SMTP servers and API tokens. Authenticate with \
+        description = "Manage lists, subscribers, templates, campaigns, SMTP servers, DKIM keys and API tokens. Authenticate with \
                        `Authorization: Bearer <token>`; create a first token with \
                        `postino token create --name NAME`. Errors are RFC 9457 problem documents.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only"),
@@ -43,6 +45,7 @@ use crate::AppState;
         (name = "campaigns", description = "Campaigns: content, lifecycle, previews, test sends, progress"),
         (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
         (name = "smtp-servers", description = "SMTP relays the sender delivers through; passwords are write-only"),
+        (name = "dkim-keys", description = "DKIM keys per sending domain, with the DNS records to publish; private keys are write-only"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -72,4 +75,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(imports::router())
         .merge(exports::router())
         .merge(smtp_servers::router())
+        .merge(dkim_keys::router())
 }
