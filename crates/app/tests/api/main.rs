@@ -4,6 +4,8 @@
 
 mod auth;
 mod campaigns;
+mod dkim;
+mod dkimpy;
 mod helpers;
 mod imports;
 mod lists;
