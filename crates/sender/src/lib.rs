@@ -112,6 +112,11 @@ async fn claim(
     shared.running.set(running.iter().map(|c| c.id));
     shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
     let ready = claimer.cache.refresh(&mut conn, &running).await;
+    if claimer.cache.take_fresh() {
+        // A key added just before the campaign started signs its first
+        // message too, not only those after the next reload.
+        dkim::reload(pool, shared).await;
+    }
     let Claimer {
         cache,
         resume,
