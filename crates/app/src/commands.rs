@@ -30,6 +30,48 @@ pub fn random_password() -> String {
         .collect()
 }
 
+/// Generates a DKIM key for `domain` and stores it enabled, as
+/// `POST /api/v1/dkim-keys` does; returns the DNS record to publish.
+///
+/// # Errors
+///
+/// If the domain or selector is invalid or taken, or the database fails.
+pub async fn generate_dkim_key(
+    settings: &crate::Settings,
+    pool: &PgPool,
+    domain: &str,
+    selector: &str,
+    algorithm: postino_domain::DkimAlgorithm,
+) -> anyhow::Result<postino_compose::dkim::DnsRecord> {
+    use postino_compose::dkim::{DnsRecord, KeyPair};
+    let domain = postino_domain::DkimDomain::parse(domain)?;
+    let selector = postino_domain::DkimSelector::parse(selector)?;
+    let pair = tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
+        .await
+        .context("key generation failed")??;
+    let vault = crate::dkim_vault(settings, pool).await?;
+    let sealed = vault.seal(domain.as_str(), selector.as_str(), pair.expose_pkcs8())?;
+    let mut conn = pool.acquire().await?;
+    postino_db::dkim_keys::create(
+        &mut conn,
+        postino_db::dkim_keys::NewDkimKey {
+            domain: &domain,
+            selector: &selector,
+            algorithm,
+            sealed: &sealed,
+            public_key: pair.public_key(),
+            enabled: true,
+        },
+    )
+    .await?;
+    Ok(DnsRecord::new(
+        &domain,
+        &selector,
+        algorithm,
+        &pair.public_key_base64(),
+    ))
+}
+
 /// Creates a dashboard user.
 ///
 /// # Errors

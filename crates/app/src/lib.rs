@@ -24,6 +24,7 @@ pub mod telemetry;
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use postino_compose::dkim::KeyVault;
 use postino_compose::{Addressing, LinkSigner};
 use postino_db::PgPool;
 use postino_web::{AppState, WebSettings};
@@ -107,8 +108,37 @@ pub async fn link_signer(settings: &Settings, pool: &PgPool) -> anyhow::Result<L
     }
 }
 
+/// The key that encrypts stored DKIM private keys: derived from
+/// `dkim.secret`, or from a secret generated once and kept in the database.
+///
+/// Kept in the database, the secret still keeps private keys out of the API,
+/// the logs and a leaked `dkim_keys` table, but anyone with the whole
+/// database (a backup) can decrypt them; `dkim.secret`, kept elsewhere,
+/// closes that gap at the cost of one more secret to manage.
+///
+/// # Errors
+///
+/// If the configured secret is too short or the database fails.
+pub async fn dkim_vault(settings: &Settings, pool: &PgPool) -> anyhow::Result<KeyVault> {
+    let secret = match &settings.dkim.secret {
+        Some(secret) => {
+            let key = secret.expose_secret();
+            anyhow::ensure!(
+                key.len() >= 32,
+                "dkim.secret must be at least 32 characters"
+            );
+            key.as_bytes().to_vec()
+        }
+        None => {
+            let mut conn = pool.acquire().await?;
+            postino_db::secrets::get_or_create(&mut conn, "dkim_encryption_key").await?
+        }
+    };
+    KeyVault::new(&secret).map_err(|e| anyhow::anyhow!("dkim.secret: {e}"))
+}
+
 /// How this installation addresses its messages: link signing, the public
-/// URL, the mailto unsubscribe and the bounce domain.
+/// URL, the mailto unsubscribe, the bounce domain and the DKIM key vault.
 ///
 /// # Errors
 ///
@@ -119,6 +149,7 @@ pub async fn addressing(settings: &Settings, pool: &PgPool) -> anyhow::Result<Ad
         root_url: settings.http.root_url.clone(),
         unsubscribe_mailto: settings.sender.unsubscribe_mailto.clone(),
         bounce_domain: settings.sender.bounce_domain.clone(),
+        dkim_vault: dkim_vault(settings, pool).await?,
     })
 }
 

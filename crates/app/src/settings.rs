@@ -34,6 +34,21 @@ pub struct Settings {
     pub import: postino_importer::ImportSettings,
     /// `[sender]`: delivery workers, retries, bounces.
     pub sender: postino_sender::SenderSettings,
+    /// `[dkim]`: how stored DKIM private keys are encrypted.
+    pub dkim: DkimSettings,
+}
+
+/// How DKIM private keys are encrypted in the database.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DkimSettings {
+    /// The secret (at least 32 characters) that encrypts stored private
+    /// keys. When unset, Postino generates one and keeps it in the database:
+    /// keys are then safe from the API and from a leaked copy of the
+    /// `dkim_keys` table alone, but not from a copy of the whole database.
+    /// Set it (from a secrets manager) to keep the keys safe in backups too;
+    /// changing it makes the stored keys unusable until it is set back.
+    pub secret: Option<SecretString>,
 }
 
 /// How links in messages are signed.
@@ -122,4 +137,20 @@ fn one_line(e: &figment::Error) -> String {
         .map(|e| e.to_string())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_configuration_hides_every_secret() {
+        let mut settings = Settings::default();
+        settings.dkim.secret = Some(SecretString::from("dkim-secret-0123456789abcdef0123456789"));
+        settings.links.secret = Some(SecretString::from("link-secret-0123456789abcdef0123456789"));
+        let printed = format!("{settings:#?}");
+        assert!(!printed.contains("dkim-secret"), "{printed}");
+        assert!(!printed.contains("link-secret"), "{printed}");
+        assert!(printed.contains("dkim"));
+    }
 }

@@ -81,7 +81,20 @@ enum Bench {
         /// (`cargo build --release --bin postino`).
         #[arg(long)]
         postino: Option<std::path::PathBuf>,
+        /// Send the campaign again from a domain with a DKIM key of this
+        /// kind, so every message is signed, and compare the two sends.
+        #[arg(long, value_enum)]
+        dkim: Option<DkimArg>,
     },
+}
+
+/// DKIM key kinds for `send --dkim`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum DkimArg {
+    /// RSA-2048 (rsa-sha256).
+    Rsa,
+    /// Ed25519 (ed25519-sha256).
+    Ed25519,
 }
 
 #[tokio::main]
@@ -100,12 +113,17 @@ async fn main() -> anyhow::Result<()> {
             connections,
             memory_check,
             postino,
+            dkim,
         } => {
             send::run(send::Options {
                 recipients,
                 connections,
                 memory_check,
                 postino,
+                dkim: dkim.map(|d| match d {
+                    DkimArg::Rsa => postino_domain::DkimAlgorithm::RsaSha256,
+                    DkimArg::Ed25519 => postino_domain::DkimAlgorithm::Ed25519Sha256,
+                }),
             })
             .await
         }

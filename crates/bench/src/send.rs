@@ -8,6 +8,11 @@
 //! count covers that phase alone), `smtp-source`, and `postino serve --role
 //! sender`. The audience is enqueued beforehand by calling the scheduler in
 //! this process, and timed on its own.
+//!
+//! With `--dkim`, the same audience gets a second campaign from a domain with
+//! a DKIM key, sent by a fresh sender process right after the first, so the
+//! cost of signing every message is measured against an unsigned send of
+//! the same session.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use postino_app::Settings;
 use postino_db::campaigns::{self, CampaignFields};
-use postino_domain::{BodyFormat, CampaignStatus, EmailAddress, Tags};
+use postino_domain::{BodyFormat, CampaignStatus, DkimAlgorithm, EmailAddress, Tags};
 use postino_testkit::TestDb;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -39,6 +44,11 @@ const POLL: Duration = Duration::from_millis(100);
 const SEND_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The unit of CPU times in `/proc` (`USER_HZ`), 100 on Linux.
 const TICKS_PER_SECOND: f64 = 100.0;
+/// A signed send must reach at least this share of the unsigned one's rate.
+const MIN_SHARE_WITH_DKIM: f64 = 0.6;
+/// The From domain of the signed campaign, and its key's selector.
+const DKIM_DOMAIN: &str = "dkim.example.com";
+const DKIM_SELECTOR: &str = "bench";
 
 /// What to run, from the command line.
 #[derive(Debug)]
@@ -47,6 +57,7 @@ pub(crate) struct Options {
     pub(crate) connections: u32,
     pub(crate) memory_check: Option<i64>,
     pub(crate) postino: Option<PathBuf>,
+    pub(crate) dkim: Option<DkimAlgorithm>,
 }
 
 /// One phase's wall time and what the sink saw of it.
@@ -73,6 +84,8 @@ struct Run {
     sender_peak_mib: f64,
     /// CPU seconds of the PostgreSQL processes alive at the end of the send.
     postgres_cpu: f64,
+    /// The same audience again with every message DKIM-signed.
+    signed: Option<(DkimAlgorithm, SenderResult)>,
 }
 
 impl Run {
@@ -89,6 +102,12 @@ impl Run {
     fn sender_cpu_per_thousand(&self) -> f64 {
         self.sender_cpu * 1000.0 / self.recipients as f64
     }
+
+    /// The signed send's rate over the unsigned one's.
+    fn dkim_share(&self) -> Option<f64> {
+        let (_, signed) = self.signed.as_ref()?;
+        Some(self.send.secs / signed.phase.secs)
+    }
 }
 
 pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
@@ -103,7 +122,7 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
     let mut runs = Vec::new();
     for recipients in std::iter::once(options.recipients).chain(options.memory_check) {
         anyhow::ensure!(recipients > 0, "the recipient count must be positive");
-        runs.push(measure(&postino, recipients, connections).await?);
+        runs.push(measure(&postino, recipients, connections, options.dkim).await?);
     }
     print_table(&runs, connections);
 
@@ -125,6 +144,19 @@ pub(crate) async fn run(options: Options) -> anyhow::Result<()> {
         let expected = u64::try_from(n)?;
         if run.reference.accepted != expected || run.send.accepted != expected {
             missed.push(format!("at {n} recipients the sink counts are wrong"));
+        }
+        if let Some((algorithm, signed)) = &run.signed {
+            if signed.phase.accepted != expected {
+                missed.push(format!(
+                    "at {n} recipients the sink count with DKIM is wrong"
+                ));
+            }
+            let share = run.dkim_share().unwrap_or(0.0);
+            if share < MIN_SHARE_WITH_DKIM {
+                missed.push(format!(
+                    "at {n} recipients the sender with DKIM {algorithm} reached {share:.2} of its unsigned rate"
+                ));
+            }
         }
     }
     if let [small, large] = runs.as_slice()
@@ -159,7 +191,12 @@ fn postino_binary(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn measure(postino: &Path, recipients: i64, connections: u32) -> anyhow::Result<Run> {
+async fn measure(
+    postino: &Path,
+    recipients: i64,
+    connections: u32,
+    dkim: Option<DkimAlgorithm>,
+) -> anyhow::Result<Run> {
     let db = TestDb::new().await?;
     let mut settings = Settings::default();
     settings.database.url = db.url.clone();
@@ -169,16 +206,73 @@ async fn measure(postino: &Path, recipients: i64, connections: u32) -> anyhow::R
     let started = Instant::now();
     let mut conn = pool.acquire().await?;
     let list = crate::seed_list(&mut conn, recipients).await?;
-    let body = body_html();
+    drop(conn);
+    let campaign = start_campaign(&pool, list.id, "news@example.com").await?;
+    println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+
+    let enqueue_secs = enqueue(&pool, &settings, campaign, recipients).await?;
+    println!("enqueued in {enqueue_secs:.1} s");
+
+    println!("smtp-source: {recipients} messages over {connections} connections…");
+    let reference = reference(postino, recipients, connections).await?;
+    println!("sender: {recipients} messages over {connections} connections…");
+    let sent = send(postino, &db, &pool, campaign, recipients, connections, None).await?;
+    let signed = match dkim {
+        Some(algorithm) => {
+            let record = postino_app::commands::generate_dkim_key(
+                &settings,
+                &pool,
+                DKIM_DOMAIN,
+                DKIM_SELECTOR,
+                algorithm,
+            )
+            .await?;
+            let signed_campaign =
+                start_campaign(&pool, list.id, &format!("news@{DKIM_DOMAIN}")).await?;
+            enqueue(&pool, &settings, signed_campaign, recipients).await?;
+            println!(
+                "sender, every message signed ({algorithm}, {}): {recipients} messages over {connections} connections…",
+                record.name
+            );
+            let result = send(
+                postino,
+                &db,
+                &pool,
+                signed_campaign,
+                recipients,
+                connections,
+                Some(&record.name),
+            )
+            .await?;
+            Some((algorithm, result))
+        }
+        None => None,
+    };
+    pool.close().await;
+    Ok(Run {
+        recipients,
+        enqueue_secs,
+        reference,
+        send: sent.phase,
+        sender_cpu: sent.cpu,
+        sender_peak_mib: sent.peak_mib,
+        postgres_cpu: sent.postgres_cpu,
+        signed,
+    })
+}
+
+/// Creates the benchmark's campaign from `from` to the list and starts it.
+async fn start_campaign(pool: &sqlx::PgPool, list: i64, from: &str) -> anyhow::Result<i64> {
+    let mut conn = pool.acquire().await?;
     let campaign = campaigns::create(
         &mut conn,
         &CampaignFields {
-            name: "Send benchmark".to_owned(),
+            name: format!("Send benchmark from {from}"),
             subject: "This week at Postino".to_owned(),
             from_name: "Postino Bench".to_owned(),
-            from_email: EmailAddress::parse("news@example.com")?,
+            from_email: EmailAddress::parse(from)?,
             reply_to: None,
-            body,
+            body: body_html(),
             body_format: BodyFormat::Html,
             text_body: None,
             template_id: None,
@@ -186,7 +280,7 @@ async fn measure(postino: &Path, recipients: i64, connections: u32) -> anyhow::R
             headers: Vec::new(),
             smtp_group: None,
         },
-        &[list.id],
+        &[list],
     )
     .await?;
     campaigns::transition(
@@ -197,45 +291,39 @@ async fn measure(postino: &Path, recipients: i64, connections: u32) -> anyhow::R
         None,
     )
     .await?;
-    println!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(campaign.id)
+}
 
+/// Runs the scheduler until the campaign's audience is enqueued; returns
+/// how long that took.
+async fn enqueue(
+    pool: &sqlx::PgPool,
+    settings: &Settings,
+    campaign: i64,
+    recipients: i64,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     loop {
-        postino_scheduler::tick(&pool, &settings.scheduler).await?;
+        postino_scheduler::tick(pool, &settings.scheduler).await?;
         let enqueued: bool =
             sqlx::query_scalar("SELECT enqueued_at IS NOT NULL FROM campaigns WHERE id = $1")
-                .bind(campaign.id)
-                .fetch_one(&mut *conn)
+                .bind(campaign)
+                .fetch_one(pool)
                 .await?;
         if enqueued {
             break;
         }
     }
-    let enqueue_secs = started.elapsed().as_secs_f64();
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries")
-        .fetch_one(&mut *conn)
+    let secs = started.elapsed().as_secs_f64();
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE campaign_id = $1")
+        .bind(campaign)
+        .fetch_one(pool)
         .await?;
     anyhow::ensure!(
         queued == recipients,
         "enqueued {queued} deliveries, expected {recipients}"
     );
-    drop(conn);
-    println!("enqueued in {enqueue_secs:.1} s");
-
-    println!("smtp-source: {recipients} messages over {connections} connections…");
-    let reference = reference(postino, recipients, connections).await?;
-    println!("sender: {recipients} messages over {connections} connections…");
-    let sent = send(postino, &db, &pool, recipients, connections).await?;
-    pool.close().await;
-    Ok(Run {
-        recipients,
-        enqueue_secs,
-        reference,
-        send: sent.phase,
-        sender_cpu: sent.cpu,
-        sender_peak_mib: sent.peak_mib,
-        postgres_cpu: sent.postgres_cpu,
-    })
+    Ok(secs)
 }
 
 /// HTML with the two merge fields every campaign has, sized so that the
@@ -304,15 +392,25 @@ struct SenderResult {
 }
 
 /// Starts the sender against a fresh sink and times it from process start
-/// until no delivery is left to send.
+/// until no delivery is left to send. With `dkim_record`, checks that the
+/// sender loaded the key published there.
 async fn send(
     postino: &Path,
     db: &TestDb,
     pool: &sqlx::PgPool,
+    campaign: i64,
     recipients: i64,
     connections: u32,
+    dkim_record: Option<&str>,
 ) -> anyhow::Result<SenderResult> {
     let sink = SinkProcess::start(postino).await?;
+    // A later phase finds the relay stored by the first: point it at this
+    // phase's sink.
+    sqlx::query("UPDATE smtp_servers SET host = $1, port = $2, updated_at = now()")
+        .bind(sink.addr.ip().to_string())
+        .bind(i32::from(sink.addr.port()))
+        .execute(pool)
+        .await?;
     let log_path = std::env::temp_dir().join(format!("postino-bench-send-{}.log", db.name));
     let log = std::fs::File::create(&log_path)?;
     let postgres_before = postgres_cpu_ticks();
@@ -397,15 +495,26 @@ async fn send(
     );
     let accepted = sink.stop().await?;
 
-    let outcomes: Vec<(String, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM deliveries GROUP BY status ORDER BY status")
-            .fetch_all(pool)
-            .await?;
+    let outcomes: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT status, count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status ORDER BY status",
+    )
+    .bind(campaign)
+    .fetch_all(pool)
+    .await?;
     anyhow::ensure!(
         outcomes == [("sent".to_owned(), recipients)],
         "deliveries by status: {outcomes:?}, expected all {recipients} sent; the sender's log is {}",
         log_path.display()
     );
+    if let Some(record) = dkim_record {
+        let log = std::fs::read_to_string(&log_path)?;
+        anyhow::ensure!(
+            log.lines()
+                .any(|l| l.contains("DKIM keys loaded") && l.contains(record)),
+            "the sender did not load the DKIM key {record}; its log is {}",
+            log_path.display()
+        );
+    }
     std::fs::remove_file(&log_path)?;
     Ok(SenderResult {
         phase: Phase {
@@ -643,6 +752,38 @@ fn print_table(runs: &[Run], connections: u32) {
             )
         },
     );
+    if runs.iter().any(|r| r.signed.is_some()) {
+        fn signed(r: &Run) -> Option<(DkimAlgorithm, &SenderResult)> {
+            r.signed.as_ref().map(|(a, s)| (*a, s))
+        }
+        row("Postino sender, every message DKIM-signed", "", &|r| {
+            signed(r).map_or_else(String::new, |(a, s)| {
+                format!("{:.0} msg/s ({:.1} s), {a}", r.rate(&s.phase), s.phase.secs)
+            })
+        });
+        row(
+            "DKIM-signed / unsigned",
+            &format!("≥ {MIN_SHARE_WITH_DKIM:.2}"),
+            &|r| {
+                r.dkim_share().map_or_else(String::new, |share| {
+                    format!("{share:.2} {}", check(share >= MIN_SHARE_WITH_DKIM))
+                })
+            },
+        );
+        row("sender CPU per 1,000 messages, DKIM-signed", "", &|r| {
+            signed(r).map_or_else(String::new, |(_, s)| {
+                #[allow(clippy::cast_precision_loss, reason = "for display")]
+                let n = r.recipients as f64;
+                format!("{:.3} s ({:.1} s in all)", s.cpu * 1000.0 / n, s.cpu)
+            })
+        });
+        row("sender peak RSS, DKIM-signed", "", &|r| {
+            signed(r).map_or_else(String::new, |(_, s)| format!("{:.1} MiB", s.peak_mib))
+        });
+        row("machine busy, cores: DKIM-signed run", "", &|r| {
+            signed(r).map_or_else(String::new, |(_, s)| format!("{:.2}", busy(&s.phase)))
+        });
+    }
     row("PostgreSQL CPU during the send", "", &|r| {
         format!("{:.1} s", r.postgres_cpu)
     });

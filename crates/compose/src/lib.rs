@@ -14,11 +14,14 @@
 //!   message carries (Message-ID, List-Unsubscribe, List-Unsubscribe-Post, …).
 //! - [`outgoing`] — addresses one campaign message to one recipient: signed
 //!   unsubscribe link and mailto, `List-Id`, VERP return path.
+//! - [`dkim`] — DKIM keys (generate, import, seal for storage), their DNS
+//!   records, and signing a built message with its From domain's key.
 //!
 //! Dependency rule: depends only on `postino-domain` among workspace crates.
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod dkim;
 pub mod links;
 pub mod message;
 pub mod outgoing;

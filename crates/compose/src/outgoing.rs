@@ -25,6 +25,8 @@ pub struct Addressing {
     pub unsubscribe_mailto: Option<EmailAddress>,
     /// The domain of VERP return paths; the sender address's domain when unset.
     pub bounce_domain: Option<String>,
+    /// Opens the stored DKIM private keys, for whoever signs messages.
+    pub dkim_vault: crate::dkim::KeyVault,
 }
 
 /// The parts of a campaign that address its messages.
@@ -161,6 +163,7 @@ mod tests {
             root_url: "https://news.example.com:8443/".to_owned(),
             unsubscribe_mailto: Some(EmailAddress::parse("leave@news.example.com").unwrap()),
             bounce_domain: Some("bounce.example.com".to_owned()),
+            dkim_vault: crate::dkim::KeyVault::new(b"test").unwrap(),
         };
         let campaign = CampaignIdentity {
             uuid: Uuid::new_v4(),

@@ -16,7 +16,10 @@
 //! - [`sending`] — the sender's claims under a lease and its batched results.
 //! - [`smtp_servers`] — the relays the sender delivers through.
 //! - [`policy`] — rate limits, domain throttles, live sender processes.
-//! - [`secrets`] — secrets Postino generates for itself (the link-signing key).
+//! - [`dkim_keys`] — DKIM keys: public halves for the API, sealed private
+//!   keys for the signers.
+//! - [`secrets`] — secrets Postino generates for itself (the link-signing
+//!   key, the DKIM key-encryption key).
 //! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
 //! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
@@ -34,6 +37,7 @@
 pub mod api_tokens;
 pub mod campaigns;
 pub mod deliveries;
+pub mod dkim_keys;
 pub mod error;
 pub mod export;
 pub mod imports;

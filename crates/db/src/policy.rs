@@ -250,6 +250,15 @@ pub async fn heartbeat(
     sqlx::query!("DELETE FROM sender_processes WHERE alive_until < now() - interval '1 hour'")
         .execute(&mut *conn)
         .await?;
+    // Each grant clears its own limit's old slots; this clears those of
+    // limits no longer used (a deleted relay, a domain throttled once).
+    // Two weeks is twice the longest window a limit may have.
+    sqlx::query!(
+        "DELETE FROM rate_counters
+         WHERE slot_ms < (extract(epoch FROM now()) * 1000)::bigint - 14 * 86400 * 1000"
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(sqlx::query_scalar!(
         "SELECT id FROM sender_processes WHERE alive_until >= now() ORDER BY started_at, id"
     )

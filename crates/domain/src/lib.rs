@@ -12,6 +12,7 @@
 //! - [`delivery`] — delivery states and the retry policy.
 //! - [`smtp`] — how to reach an SMTP relay; stored relays' names.
 //! - [`policy`] — rate limits, relay weights and groups, slow-down replies.
+//! - [`dkim`] — DKIM signing domains, selectors and algorithms.
 //! - [`email`] — the one place an e-mail address is validated and normalised.
 //! - [`lists`] — list names, opt-in and visibility, tags.
 //! - [`subscribers`] — subscriber names, attributes, subscriber and membership statuses.
@@ -27,6 +28,7 @@
 
 pub mod campaigns;
 pub mod delivery;
+pub mod dkim;
 pub mod email;
 pub mod error;
 pub mod imports;
@@ -40,6 +42,7 @@ pub mod users;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
 pub use delivery::{DeliveryStatus, RetryPolicy};
+pub use dkim::{DkimAlgorithm, DkimDomain, DkimSelector};
 pub use email::EmailAddress;
 pub use error::DomainError;
 pub use imports::{ImportMode, ImportStatus};

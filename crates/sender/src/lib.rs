@@ -36,6 +36,7 @@
 //! - `alarm` — failure bursts that pause a campaign.
 //! - `prepared` — compiled campaigns and the set of running ones.
 //! - `recorder` — batched result writes.
+//! - `dkim` — the DKIM keys the workers sign with, reread with the relays.
 //!
 //! Dependency rule: depends on `postino-db`, `postino-compose`,
 //! `postino-smtp` and `postino-domain`; meets the web and scheduler roles in
@@ -44,6 +45,7 @@
 
 mod alarm;
 mod breaker;
+mod dkim;
 mod domains;
 mod lanes;
 mod policy;
@@ -110,6 +112,11 @@ async fn claim(
     shared.running.set(running.iter().map(|c| c.id));
     shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
     let ready = claimer.cache.refresh(&mut conn, &running).await;
+    if claimer.cache.take_fresh() {
+        // A key added just before the campaign started signs its first
+        // message too, not only those after the next reload.
+        dkim::reload(pool, shared).await;
+    }
     let Claimer {
         cache,
         resume,
@@ -280,6 +287,7 @@ pub async fn run(
             slowed: Mutex::new(HashMap::new()),
         },
         processes: AtomicU32::new(1),
+        dkim: dkim::Keys::default(),
     });
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
     let recorder = tokio::spawn(recorder::run(
@@ -312,6 +320,7 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         if reloaded.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
             reloaded = Some(Instant::now());
+            dkim::reload(&pool, &shared).await;
             if let Err(e) = reload(&pool, me, &settings, &mut lanes, &wiring).await {
                 tracing::error!(error = %e, "cannot read the sending policy or the SMTP servers");
             }

@@ -68,6 +68,8 @@ pub(crate) struct Cache {
     /// Campaigns that failed to prepare, and when, so the error is logged
     /// once a minute rather than on every pass.
     broken: HashMap<RunningCampaign, Instant>,
+    /// A campaign was prepared since the last [`Cache::take_fresh`].
+    fresh: bool,
 }
 
 impl Cache {
@@ -94,6 +96,7 @@ impl Cache {
                 Ok(p) => {
                     self.prepared.insert(*campaign, Arc::new(p));
                     ready.push(campaign.id);
+                    self.fresh = true;
                 }
                 Err(e) => {
                     // Templates are checked when saved, so this is a stored
@@ -105,6 +108,12 @@ impl Cache {
             }
         }
         ready
+    }
+
+    /// Whether a campaign started (or changed) since the last call: what
+    /// it sends with, such as its DKIM key, must be current.
+    pub(crate) fn take_fresh(&mut self) -> bool {
+        std::mem::take(&mut self.fresh)
     }
 
     /// The prepared campaign for a claimed delivery.

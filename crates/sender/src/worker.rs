@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub(crate) throttle: Throttle,
     /// Sender processes alive, for the rate a domain was seeing.
     pub(crate) processes: AtomicU32,
+    /// The DKIM keys messages are signed with.
+    pub(crate) dkim: crate::dkim::Keys,
 }
 
 /// How domains that ask us to slow down are slowed.
@@ -310,12 +312,18 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
             delivery: Some(c.id),
         },
     );
-    let message = match composed {
+    let mut message = match composed {
         Ok((_, message)) => message,
         Err(e) => {
             return Step::not_attempted(record(failed(format!("cannot compose the message: {e}"))));
         }
     };
+    if let Err(e) = shared
+        .dkim
+        .sign(&job.campaign.identity.from_email, &mut message)
+    {
+        return Step::not_attempted(record(failed(e.to_string())));
+    }
     if conn.as_ref().is_some_and(|c| !c.is_reusable())
         && let Some(old) = conn.take()
     {

@@ -1,12 +1,14 @@
 //! `postino sink`: a local SMTP server for the demo, tests and benchmarks.
 //!
 //! It speaks real SMTP over TCP (EHLO, PIPELINING, 8BITMIME, SMTPUTF8, SIZE,
-//! AUTH PLAIN/LOGIN accepted without checking), records each accepted
+//! AUTH PLAIN/LOGIN, checked only when credentials are configured), records each accepted
 //! message in memory and optionally as an `.eml` file, and can inject faults:
 //! a share of temporary (451) and permanent (550) refusals, a share of
 //! connections dropped after DATA without a reply, a delay before
 //! each reply to DATA, and recipients whose local part starts with `tempfail`
-//! or `permfail` always fail that way. It is never a relay: it delivers
+//! or `permfail` always fail that way. It can also play a receiver that rate
+//! limits one domain (`421 4.7.0` beyond so many a second), and it counts
+//! the most sessions it had open at once. It is never a relay: it delivers
 //! nothing anywhere.
 //!
 //! # Layout

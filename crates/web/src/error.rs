@@ -81,6 +81,10 @@ impl From<DbError> for WebError {
                         ("email", "another record already has this e-mail address")
                     }
                     "smtp_servers_name_key" => ("name", "another SMTP server has this name"),
+                    "dkim_keys_domain_selector_key" => (
+                        "selector",
+                        "this domain already has a key with this selector; pick another selector",
+                    ),
                     _ => ("", "this conflicts with existing data"),
                 };
                 WebError::Conflict {

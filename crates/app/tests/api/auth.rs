@@ -112,6 +112,8 @@ async fn the_route_table_covers_every_resource() {
         "/api/v1/sending-limits",
         "/api/v1/domain-limits",
         "/api/v1/domain-limits/{domain}",
+        "/api/v1/dkim-keys",
+        "/api/v1/dkim-keys/{id}",
     ] {
         assert!(
             paths.iter().any(|p| p == expected),

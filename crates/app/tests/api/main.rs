@@ -5,6 +5,8 @@
 mod auth;
 mod campaigns;
 mod dashboard;
+mod dkim;
+mod dkimpy;
 mod helpers;
 mod imports;
 mod lists;

@@ -5,11 +5,13 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, Utc};
+use postino_compose::dkim::{DkimSigners, SignedBy};
 use postino_compose::{
     Addressee, CampaignIdentity, CampaignSource, CompiledCampaign, ComposeError, Recipient,
     Rendered, TemplateError,
 };
 use postino_db::campaigns::{self, Campaign, CampaignFields};
+use postino_db::dkim_keys::{self, DkimKey};
 use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
 use postino_domain::campaigns::{header_text, parse_subject};
 use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
@@ -21,6 +23,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::api::dkim_keys::{DkimSigning, signers_for};
 use crate::error::{FieldError, Problem, WebError};
 use crate::extract::{ApiJson, IdPath};
 
@@ -71,10 +74,16 @@ pub(crate) struct CampaignResponse {
     finished_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    /// Whether its messages are DKIM-signed, and with which key; when not,
+    /// why (no enabled key for the From domain).
+    dkim: DkimSigning,
 }
 
-impl From<Campaign> for CampaignResponse {
-    fn from(c: Campaign) -> Self {
+impl CampaignResponse {
+    /// The campaign as shown, with what the enabled DKIM `keys` (newest
+    /// first) do for its From domain.
+    fn new(c: Campaign, keys: &[DkimKey]) -> Self {
+        let dkim = DkimSigning::for_sender(keys, &c.fields.from_email);
         let f = c.fields;
         Self {
             id: c.uuid,
@@ -98,7 +107,13 @@ impl From<Campaign> for CampaignResponse {
             finished_at: c.finished_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            dkim,
         }
+    }
+
+    async fn load(conn: &mut PgConnection, c: Campaign) -> Result<Self, WebError> {
+        let keys = dkim_keys::enabled(conn).await?;
+        Ok(Self::new(c, &keys))
     }
 }
 
@@ -170,8 +185,10 @@ pub(crate) struct PreviewResponse {
     html: Option<String>,
     text: String,
     headers: Vec<HeaderLine>,
-    /// The whole MIME message.
+    /// The whole MIME message, DKIM-signed as the sender would sign it.
     mime: String,
+    /// Whether it was DKIM-signed, and with which key.
+    dkim: DkimSigning,
 }
 
 /// Addresses for a test send.
@@ -198,6 +215,9 @@ pub(crate) struct TestSendResult {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TestSendResponse {
     results: Vec<TestSendResult>,
+    /// Whether the messages were DKIM-signed, and with which key: a test
+    /// send to a mailbox of your own shows whether receivers verify it.
+    dkim: DkimSigning,
 }
 
 /// Progress of a campaign.
@@ -422,8 +442,12 @@ async fn list_campaigns(
 ) -> Result<Json<CampaignsResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
     let items = campaigns::all(&mut conn).await?;
+    let keys = dkim_keys::enabled(&mut conn).await?;
     Ok(Json(CampaignsResponse {
-        items: items.into_iter().map(CampaignResponse::from).collect(),
+        items: items
+            .into_iter()
+            .map(|c| CampaignResponse::new(c, &keys))
+            .collect(),
     }))
 }
 
@@ -438,8 +462,9 @@ async fn create_campaign(
     let mut tx = state.db.begin().await?;
     let (checked, _) = check(&mut tx, None, body).await?;
     let campaign = campaigns::create(&mut tx, &checked.fields, &checked.list_ids).await?;
+    let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(campaign.into())))
+    Ok((StatusCode::CREATED, Json(response)))
 }
 
 /// Get a campaign.
@@ -451,12 +476,10 @@ async fn get_campaign(
     IdPath(id): IdPath,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    Ok(Json(
-        campaigns::get(&mut conn, id)
-            .await
-            .map_err(campaign_not_found)?
-            .into(),
-    ))
+    let campaign = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    Ok(Json(CampaignResponse::load(&mut conn, campaign).await?))
 }
 
 fn not_in_state(c: &Campaign, doing: &str) -> WebError {
@@ -488,8 +511,9 @@ async fn update_campaign(
     let (checked, _) = check(&mut tx, Some(&current), body).await?;
     let campaign =
         campaigns::update(&mut tx, current.id, &checked.fields, &checked.list_ids).await?;
+    let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok(Json(campaign.into()))
+    Ok(Json(response))
 }
 
 /// Delete a campaign that is not sending (draft, scheduled, finished or cancelled).
@@ -573,8 +597,9 @@ async fn change_status(
         campaigns::wake_scheduler(&mut tx, SCHEDULER_CHANNEL).await?;
     }
     let campaign = campaigns::get_by_id(&mut tx, current.id).await?;
+    let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok(Json(campaign.into()))
+    Ok(Json(response))
 }
 
 /// A campaign may start only with lists, a body that renders, and (unless
@@ -606,15 +631,17 @@ async fn ready_to_send(
     Ok(())
 }
 
-/// Renders the message for `recipient` and builds its MIME form, exactly as
-/// the sender would (bar the delivery's VERP return path).
+/// Renders the message for `recipient`, builds its MIME form and
+/// DKIM-signs it, exactly as the sender would (bar the delivery's VERP
+/// return path). Says which key signed it, if any.
 fn render_message(
     state: &AppState,
     campaign: &Campaign,
     compiled: &CompiledCampaign,
+    signers: &DkimSigners,
     recipient: &Recipient,
     to: &EmailAddress,
-) -> Result<(Rendered, postino_compose::OutgoingMessage), WebError> {
+) -> Result<(Rendered, postino_compose::OutgoingMessage, Option<SignedBy>), WebError> {
     let identity = CampaignIdentity {
         uuid: campaign.uuid,
         from_name: campaign.fields.from_name.clone(),
@@ -637,6 +664,12 @@ fn render_message(
         .map_err(|e| match e {
             ComposeError::Template(t) => template_error(t),
             ComposeError::Message(m) => WebError::Internal(Box::new(m)),
+        })
+        .and_then(|(rendered, mut message)| {
+            let signed = signers
+                .sign(&campaign.fields.from_email, &mut message)
+                .map_err(|e| WebError::Internal(Box::new(e)))?;
+            Ok((rendered, message, signed))
         })
 }
 
@@ -685,7 +718,10 @@ async fn preview(
             (sample, to)
         }
     };
-    let (rendered, message) = render_message(&state, &campaign, &compiled, &recipient, &to)?;
+    let from = &campaign.fields.from_email;
+    let (signers, unusable) = signers_for(&mut conn, &state, from).await?;
+    let (rendered, message, signed) =
+        render_message(&state, &campaign, &compiled, &signers, &recipient, &to)?;
     let mime = String::from_utf8_lossy(&message.bytes).into_owned();
     Ok(Json(PreviewResponse {
         subject: rendered.subject,
@@ -693,6 +729,7 @@ async fn preview(
         text: rendered.text,
         headers: header_lines(&mime),
         mime,
+        dkim: DkimSigning::outcome(signed.as_ref(), &unusable, from),
     }))
 }
 
@@ -749,6 +786,9 @@ async fn test_send(
             message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
         })?;
     let settings = server.settings;
+    let from = &campaign.fields.from_email;
+    let (signers, unusable) = signers_for(&mut conn, &state, from).await?;
+    let mut signed_by = None;
     let mut session: Option<Connection> = None;
     let mut results = Vec::with_capacity(body.emails.len());
     for email in &body.emails {
@@ -759,7 +799,9 @@ async fn test_send(
                 ..Recipient::sample()
             },
         };
-        let (_, message) = render_message(&state, &campaign, &compiled, &recipient, email)?;
+        let (_, message, signed) =
+            render_message(&state, &campaign, &compiled, &signers, &recipient, email)?;
+        signed_by = signed;
         if session.as_ref().is_some_and(|s| !s.is_reusable()) {
             session = None;
         }
@@ -790,7 +832,10 @@ async fn test_send(
     if let Some(s) = session {
         s.close().await;
     }
-    Ok(Json(TestSendResponse { results }))
+    Ok(Json(TestSendResponse {
+        results,
+        dkim: DkimSigning::outcome(signed_by.as_ref(), &unusable, from),
+    }))
 }
 
 /// Progress: deliveries by state, sending rate, time left.

@@ -6,10 +6,12 @@
 //!
 //! CSV import jobs live in `imports`, CSV exports of lists and searches in
 //! `exports`, a campaign's per-recipient outcomes in `deliveries`, the SMTP
-//! relays the sender uses in `smtp_servers`.
+//! relays the sender uses in `smtp_servers`, the keys that DKIM-sign mail
+//! in `dkim_keys`.
 
 mod campaigns;
 mod deliveries;
+mod dkim_keys;
 mod exports;
 mod imports;
 mod limits;
@@ -29,7 +31,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Postino API",
-        description = "Manage lists, subscribers, templates, campaigns, SMTP servers and API tokens. Authenticate with \
+        description = "Manage lists, subscribers, templates, campaigns, SMTP servers, DKIM keys and API tokens. Authenticate with \
                        `Authorization: Bearer <token>`; create a first token with \
                        `postino token create --name NAME`. Errors are RFC 9457 problem documents.",
         license(name = "AGPL-3.0-only", identifier = "AGPL-3.0-only"),
@@ -45,6 +47,7 @@ use crate::AppState;
         (name = "imports", description = "CSV imports: upload, progress, error reports, cancel"),
         (name = "smtp-servers", description = "SMTP relays the sender delivers through; passwords are write-only"),
         (name = "limits", description = "How fast Postino may send: overall, per recipient domain, and the throttles it set itself"),
+        (name = "dkim-keys", description = "DKIM keys per sending domain, with the DNS records to publish; private keys are write-only"),
         (name = "tokens", description = "API tokens"),
     )
 )]
@@ -75,4 +78,5 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .merge(exports::router())
         .merge(smtp_servers::router())
         .merge(limits::router())
+        .merge(dkim_keys::router())
 }

@@ -1,0 +1,375 @@
+//! `/api/v1/dkim-keys`: the keys that DKIM-sign outgoing mail, one or more
+//! per sending domain.
+//!
+//! A private key goes in (generated here or imported as PEM) and never comes
+//! out: it is sealed before it is stored, responses carry only the public
+//! key's DNS record, and the request body holds an imported key in a
+//! `SecretString`, so no `Debug` of it can print it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use postino_compose::dkim::{
+    DkimKeyError, DkimSigners, DnsRecord, KeyPair, SealedKey, SignedBy, Unusable,
+};
+use postino_db::dkim_keys::{self, DkimKey, NewDkimKey};
+use postino_db::{DbError, PgConnection};
+use postino_domain::dkim::signing_domains;
+use postino_domain::{DkimAlgorithm, DkimDomain, DkimSelector, EmailAddress};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::{Problem, WebError};
+use crate::extract::{ApiJson, IdPath};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(get_key, update_key, delete_key))
+}
+
+/// The DNS TXT record that publishes a key's public half.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DnsRecordResponse {
+    /// `<selector>._domainkey.<domain>`.
+    name: String,
+    /// Always `TXT`.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The whole value: `v=DKIM1; k=rsa; p=…` or `v=DKIM1; k=ed25519; p=…`.
+    value: String,
+    /// The value cut into strings of at most 255 characters, for DNS
+    /// providers and zone files that want a long value that way.
+    strings: Vec<String>,
+    /// The record as one line of a zone file.
+    zone_file_line: String,
+}
+
+impl From<DnsRecord> for DnsRecordResponse {
+    fn from(r: DnsRecord) -> Self {
+        Self {
+            name: r.name,
+            kind: r.kind,
+            value: r.value,
+            strings: r.strings,
+            zone_file_line: r.zone_file_line,
+        }
+    }
+}
+
+/// A DKIM key. Its private half is never shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DkimKeyResponse {
+    id: Uuid,
+    /// The signing domain (`d=`); it also signs mail from its subdomains
+    /// that have no key of their own.
+    domain: String,
+    /// The selector (`s=`).
+    selector: String,
+    algorithm: DkimAlgorithm,
+    /// Whether the sender signs with it. Of several enabled keys of one
+    /// domain, the newest signs.
+    enabled: bool,
+    /// Publish this before enabling the key, or receivers cannot verify.
+    dns_record: DnsRecordResponse,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<DkimKey> for DkimKeyResponse {
+    fn from(k: DkimKey) -> Self {
+        use base64::Engine;
+        let p = base64::engine::general_purpose::STANDARD.encode(&k.public_key);
+        let record = DnsRecord::new(&k.domain, &k.selector, k.algorithm, &p);
+        Self {
+            id: k.uuid,
+            domain: k.domain.into(),
+            selector: k.selector.into(),
+            algorithm: k.algorithm,
+            enabled: k.enabled,
+            dns_record: record.into(),
+            created_at: k.created_at,
+            updated_at: k.updated_at,
+        }
+    }
+}
+
+/// Every DKIM key, by domain and selector.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DkimKeysResponse {
+    items: Vec<DkimKeyResponse>,
+}
+
+/// A new key: generated when `private_key` is absent, imported otherwise.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewDkimKeyBody {
+    /// The domain it signs for, e.g. `example.com`; it also signs mail from
+    /// subdomains without a key of their own.
+    #[schema(value_type = String, example = "example.com")]
+    domain: DkimDomain,
+    /// DNS labels of letters, digits and dashes, unique per domain.
+    #[schema(value_type = String, example = "postino2026")]
+    selector: DkimSelector,
+    /// Generating: which key to make (RSA-2048 when absent). Importing:
+    /// read from the key when absent, checked against it when given.
+    algorithm: Option<DkimAlgorithm>,
+    /// A PEM private key to import (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8
+    /// `BEGIN PRIVATE KEY`; RSA of 2048 to 4096 bits, or Ed25519). Never
+    /// returned.
+    #[schema(value_type = Option<String>, write_only)]
+    private_key: Option<SecretString>,
+    /// Whether to sign with it at once. Create it disabled to publish its
+    /// DNS record first, when rotating a domain's key.
+    #[schema(default = true)]
+    enabled: Option<bool>,
+}
+
+/// A change to a key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DkimKeyChange {
+    /// Whether the sender signs with it.
+    enabled: bool,
+}
+
+fn not_found(e: DbError) -> WebError {
+    match e {
+        DbError::NotFound => WebError::NotFound("DKIM key"),
+        other => other.into(),
+    }
+}
+
+fn key_error(e: DkimKeyError) -> WebError {
+    match e {
+        DkimKeyError::Pem(reason) => WebError::invalid("private_key", reason),
+        e @ DkimKeyError::WrongAlgorithm { .. } => WebError::invalid("algorithm", e.to_string()),
+        e @ DkimKeyError::Generate(_) => WebError::Internal(Box::new(e)),
+    }
+}
+
+/// List every DKIM key with the DNS record each needs.
+#[utoipa::path(get, path = "/dkim-keys", tag = "dkim-keys",
+    responses((status = 200, description = "OK", body = DkimKeysResponse)))]
+async fn list_keys(State(state): State<AppState>) -> Result<Json<DkimKeysResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let keys = dkim_keys::all(&mut conn).await?;
+    Ok(Json(DkimKeysResponse {
+        items: keys.into_iter().map(DkimKeyResponse::from).collect(),
+    }))
+}
+
+/// Generate a key (RSA-2048 or Ed25519) or import a PEM one for a domain.
+/// The response has the DNS record to publish; the private key stays here.
+#[utoipa::path(post, path = "/dkim-keys", tag = "dkim-keys", request_body = NewDkimKeyBody,
+    responses((status = 201, description = "Created", body = DkimKeyResponse),
+              (status = 409, description = "The domain already has a key with this selector", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn create_key(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewDkimKeyBody>,
+) -> Result<(StatusCode, Json<DkimKeyResponse>), WebError> {
+    let pair = match &body.private_key {
+        Some(pem) => KeyPair::from_pem(pem.expose_secret(), body.algorithm).map_err(key_error)?,
+        None => {
+            let algorithm = body.algorithm.unwrap_or(DkimAlgorithm::RsaSha256);
+            // RSA generation takes up to seconds of CPU: off the runtime.
+            tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
+                .await
+                .map_err(|e| WebError::Internal(Box::new(e)))?
+                .map_err(key_error)?
+        }
+    };
+    let sealed = state
+        .addressing
+        .dkim_vault
+        .seal(
+            body.domain.as_str(),
+            body.selector.as_str(),
+            pair.expose_pkcs8(),
+        )
+        .map_err(|e| WebError::Internal(Box::new(e)))?;
+    let mut conn = state.db.acquire().await?;
+    let key = dkim_keys::create(
+        &mut conn,
+        NewDkimKey {
+            domain: &body.domain,
+            selector: &body.selector,
+            algorithm: pair.algorithm(),
+            sealed: &sealed,
+            public_key: pair.public_key(),
+            enabled: body.enabled.unwrap_or(true),
+        },
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(key.into())))
+}
+
+/// Get one DKIM key and its DNS record.
+#[utoipa::path(get, path = "/dkim-keys/{id}", tag = "dkim-keys", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = DkimKeyResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn get_key(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<DkimKeyResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let key = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
+    Ok(Json(key.into()))
+}
+
+/// Enable or disable a DKIM key. Senders pick the change up within
+/// `sender.reload_servers`.
+#[utoipa::path(patch, path = "/dkim-keys/{id}", tag = "dkim-keys", params(("id" = Uuid, Path)),
+    request_body = DkimKeyChange,
+    responses((status = 200, description = "OK", body = DkimKeyResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
+async fn update_key(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+    ApiJson(body): ApiJson<DkimKeyChange>,
+) -> Result<Json<DkimKeyResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let stored = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
+    let key = dkim_keys::set_enabled(&mut conn, stored.id, body.enabled)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(key.into()))
+}
+
+/// Delete a DKIM key. Keep its DNS record published for a few days, so
+/// messages already signed with it still verify.
+#[utoipa::path(delete, path = "/dkim-keys/{id}", tag = "dkim-keys", params(("id" = Uuid, Path)),
+    responses((status = 204, description = "Done; no content"),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn delete_key(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<StatusCode, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let stored = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
+    dkim_keys::delete(&mut conn, stored.id)
+        .await
+        .map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Whether a campaign's messages are DKIM-signed, and with which key.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DkimSigning {
+    /// Whether messages are signed.
+    signed: bool,
+    /// The signing domain (`d=`): the From domain or a parent of it; null
+    /// when unsigned.
+    domain: Option<String>,
+    /// The key's selector; null when unsigned.
+    selector: Option<String>,
+    algorithm: Option<DkimAlgorithm>,
+    /// The same in words, saying what to do when messages go unsigned.
+    note: String,
+}
+
+impl DkimSigning {
+    fn signed(by: &SignedBy) -> Self {
+        Self {
+            signed: true,
+            domain: Some(by.domain.as_str().to_owned()),
+            selector: Some(by.selector.as_str().to_owned()),
+            algorithm: Some(by.algorithm),
+            note: format!(
+                "signed with {}._domainkey.{} ({})",
+                by.selector.as_str(),
+                by.domain.as_str(),
+                by.algorithm
+            ),
+        }
+    }
+
+    fn unsigned(note: String) -> Self {
+        Self {
+            signed: false,
+            domain: None,
+            selector: None,
+            algorithm: None,
+            note,
+        }
+    }
+
+    fn no_key(from_domain: &str) -> Self {
+        Self::unsigned(format!(
+            "not signed: no enabled DKIM key for {from_domain} or a parent domain; add one under /api/v1/dkim-keys"
+        ))
+    }
+
+    /// What the enabled `keys` (newest first) do for mail from `from`.
+    pub(crate) fn for_sender(keys: &[DkimKey], from: &EmailAddress) -> Self {
+        let key = signing_domains(from.domain())
+            .find_map(|d| keys.iter().find(|k| k.domain.as_str() == d));
+        match key {
+            Some(k) => Self::signed(&SignedBy {
+                domain: k.domain.clone(),
+                selector: k.selector.clone(),
+                algorithm: k.algorithm,
+            }),
+            None => Self::no_key(from.domain()),
+        }
+    }
+
+    /// What happened when a message from `from` was signed (or not).
+    pub(crate) fn outcome(
+        by: Option<&SignedBy>,
+        unusable: &[Unusable],
+        from: &EmailAddress,
+    ) -> Self {
+        match (by, unusable.first()) {
+            (Some(by), _) => Self::signed(by),
+            (None, Some(u)) => Self::unsigned(format!(
+                "not signed: the key {}._domainkey.{} cannot be used: {}",
+                u.selector, u.domain, u.reason
+            )),
+            (None, None) => Self::no_key(from.domain()),
+        }
+    }
+}
+
+/// The signers for mail from `from`: its domain's enabled keys and its
+/// parents', opened, with the keys that could not be.
+pub(crate) async fn signers_for(
+    conn: &mut PgConnection,
+    state: &AppState,
+    from: &EmailAddress,
+) -> Result<(DkimSigners, Vec<Unusable>), WebError> {
+    let domains: Vec<String> = signing_domains(from.domain()).map(str::to_owned).collect();
+    let rows = dkim_keys::enabled_sealed(conn, Some(&domains)).await?;
+    Ok(DkimSigners::open(
+        &state.addressing.dkim_vault,
+        rows.iter().map(|k| SealedKey {
+            domain: &k.domain,
+            selector: &k.selector,
+            algorithm: k.algorithm,
+            sealed: &k.sealed,
+        }),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extract::parse_json;
+
+    #[test]
+    fn a_request_body_never_prints_its_private_key() {
+        let body: NewDkimKeyBody = parse_json(
+            br#"{"domain": "example.com", "selector": "s1", "private_key": "-----BEGIN PRIVATE KEY-----\nSECRETSECRET\n-----END PRIVATE KEY-----"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{body:?}").contains("SECRETSECRET"), "{body:?}");
+    }
+}
