@@ -392,6 +392,7 @@ async fn demo(mut settings: Settings) -> anyhow::Result<()> {
     };
     println!();
     println!("Postino demo is running at {base}");
+    println!("  dashboard:   {base}/ (sign in with the login below)");
     println!("  API docs:    {base}/api/docs");
     println!(
         "  demo list:   \"Demo newsletter\" with {} subscribers",

@@ -280,3 +280,41 @@ pub async fn retry_failed(conn: &mut PgConnection, campaign_id: i64) -> Result<R
     }
     Ok(Retried::Requeued(requeued))
 }
+
+/// Messages sent on each of the last `days` days (UTC), oldest first, with a
+/// zero for days without any.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn sent_per_day(
+    conn: &mut PgConnection,
+    days: i32,
+) -> Result<Vec<(chrono::NaiveDate, i64)>, DbError> {
+    let since = Utc::now() - chrono::Duration::days(i64::from(days.max(1) - 1));
+    // A message sent in the window belongs to a campaign that had not
+    // finished before it, so only those campaigns' rows are read (through the
+    // (campaign_id, subscriber_id) index) instead of the whole ledger, which
+    // has no index on sent_at: one would tax the sender's every write.
+    let rows = sqlx::query!(
+        r#"WITH recent AS (
+               SELECT id FROM campaigns
+               WHERE status <> 'draft' AND (finished_at IS NULL OR finished_at >= date_trunc('day', $1::timestamptz))
+           ),
+           sent AS (
+               SELECT date_trunc('day', d.sent_at) AS day, count(*) AS n
+               FROM deliveries d
+               WHERE d.campaign_id IN (SELECT id FROM recent)
+                 AND d.status = 'sent' AND d.sent_at >= date_trunc('day', $1::timestamptz)
+               GROUP BY 1
+           )
+           SELECT g.day::date AS "day!", COALESCE(s.n, 0) AS "sent!"
+           FROM generate_series(date_trunc('day', $1::timestamptz), date_trunc('day', now()), interval '1 day') AS g(day)
+           LEFT JOIN sent s ON s.day = g.day
+           ORDER BY g.day"#,
+        since,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.sent)).collect())
+}

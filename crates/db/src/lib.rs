@@ -24,6 +24,7 @@
 //! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
 //! - [`api_tokens`] — bearer tokens, stored hashed.
+//! - [`sessions`] — dashboard sessions, stored hashed, with their CSRF tokens.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
 //! - [`local_cluster`] — a private PostgreSQL cluster for machines with the
 //!   binaries installed but no server running (tests and the demo).
@@ -47,6 +48,7 @@ pub mod pool;
 pub mod secrets;
 pub mod seed;
 pub mod sending;
+pub mod sessions;
 pub mod smtp_servers;
 pub mod subscribers;
 pub mod templates;

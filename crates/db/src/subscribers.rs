@@ -641,6 +641,20 @@ pub async fn find_by_email(
     }
 }
 
+/// How many subscribers there are, whatever their status.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn count(conn: &mut PgConnection) -> Result<i64, DbError> {
+    // Exact, one pass over the primary key: tens of milliseconds per million
+    // rows, fine for a page a person loads.
+    let n = sqlx::query_scalar!(r#"SELECT count(*) AS "n!" FROM subscribers"#)
+        .fetch_one(conn)
+        .await?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,30 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+/// A `users` row as selected, before its values are checked.
+pub(crate) struct UserRow {
+    pub(crate) id: i64,
+    pub(crate) uuid: Uuid,
+    pub(crate) email: String,
+    pub(crate) name: String,
+    pub(crate) role: String,
+    pub(crate) created_at: DateTime<Utc>,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = DbError;
+    fn try_from(row: UserRow) -> Result<Self, DbError> {
+        Ok(User {
+            id: row.id,
+            uuid: row.uuid,
+            email: EmailAddress::parse(&row.email)?,
+            name: row.name,
+            role: row.role.parse()?,
+            created_at: row.created_at,
+        })
+    }
+}
+
 /// Creates a user with an already-hashed password (a PHC string).
 ///
 /// # Errors
@@ -49,14 +73,15 @@ pub async fn create(
     )
     .fetch_one(conn)
     .await?;
-    Ok(User {
+    UserRow {
         id: row.id,
         uuid: row.uuid,
-        email: EmailAddress::parse(&row.email)?,
+        email: row.email,
         name: row.name,
-        role: row.role.parse()?,
+        role: row.role,
         created_at: row.created_at,
-    })
+    }
+    .try_into()
 }
 
 /// The user with this login address and their password hash, for login.
@@ -68,25 +93,120 @@ pub async fn password_hash_for(
     conn: &mut PgConnection,
     email: &EmailAddress,
 ) -> Result<(User, String), DbError> {
+    let record = login_record(conn, email).await?;
+    Ok((record.user, record.password_hash))
+}
+
+/// What a login attempt needs to know about an account.
+#[derive(Debug, Clone)]
+pub struct LoginRecord {
+    /// The account.
+    pub user: User,
+    /// Its password hash (a PHC string).
+    pub password_hash: String,
+    /// Until when it refuses every login, after too many failures.
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// The account with this login address, with its password hash and lock.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if no user has this address.
+pub async fn login_record(
+    conn: &mut PgConnection,
+    email: &EmailAddress,
+) -> Result<LoginRecord, DbError> {
     let row = sqlx::query!(
-        r#"SELECT id, uuid, email, name, role, created_at, password_hash
+        r#"SELECT id, uuid, email, name, role, created_at, password_hash, locked_until
            FROM users WHERE lower(email) = lower($1)"#,
         email.as_str(),
     )
     .fetch_one(conn)
     .await?;
-    let user = User {
+    let user = UserRow {
         id: row.id,
         uuid: row.uuid,
-        email: EmailAddress::parse(&row.email)?,
+        email: row.email,
         name: row.name,
-        role: row.role.parse()?,
+        role: row.role,
         created_at: row.created_at,
-    };
-    Ok((user, row.password_hash))
+    }
+    .try_into()?;
+    Ok(LoginRecord {
+        user,
+        password_hash: row.password_hash,
+        locked_until: row.locked_until,
+    })
 }
 
-/// Replaces a user's password hash (a PHC string).
+/// What [`count_login_attempt`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// The password may be checked. `locks_at` is set when this attempt
+    /// reached the limit: unless the password is right, the account is now
+    /// locked until then.
+    Allowed {
+        /// When the lock this attempt set ends, if it set one.
+        locks_at: Option<DateTime<Utc>>,
+    },
+    /// The account is locked; the password must not be checked.
+    Locked,
+}
+
+/// Counts a login attempt on account `id` *before* its password is checked,
+/// so a burst of parallel guesses cannot get past the limit: attempts are
+/// numbered atomically, and the `lock_after`-th in a row locks the account
+/// for `lock_for`. A right password then clears the count (and that lock)
+/// with [`record_successful_login`].
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the update fails.
+pub async fn count_login_attempt(
+    conn: &mut PgConnection,
+    id: i64,
+    lock_after: i32,
+    lock_for: chrono::Duration,
+) -> Result<LoginAttempt, DbError> {
+    let row = sqlx::query!(
+        r#"UPDATE users SET
+               failed_logins = failed_logins + 1,
+               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
+           WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())
+           RETURNING failed_logins"#,
+        id,
+        lock_after,
+        Utc::now() + lock_for,
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(match row {
+        None => LoginAttempt::Locked,
+        Some(row) if row.failed_logins >= lock_after => LoginAttempt::Allowed {
+            locks_at: Some(Utc::now() + lock_for),
+        },
+        Some(_) => LoginAttempt::Allowed { locks_at: None },
+    })
+}
+
+/// Clears account `id`'s failed-login count and lock after a right password.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the update fails.
+pub async fn record_successful_login(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
+    sqlx::query!(
+        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND failed_logins > 0",
+        id
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Replaces a user's password hash (a PHC string) and ends their sessions:
+/// whoever knew the old password must not stay signed in.
 ///
 /// # Errors
 ///
@@ -101,10 +221,13 @@ pub async fn set_password_hash(
         id,
         password_hash
     )
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     if result.rows_affected() == 0 {
         return Err(DbError::NotFound);
     }
+    sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

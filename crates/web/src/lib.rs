@@ -8,6 +8,8 @@
 //!   servers, CSV imports and exports) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
 //! - `public`: pages subscribers reach from messages (unsubscribe).
+//! - `dashboard`: the marketers' pages (login, overview, lists), their
+//!   session cookie, CSRF check and static assets.
 //! - `auth`: bearer-token authentication, applied to every API route at once.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
@@ -20,6 +22,7 @@
 
 mod api;
 mod auth;
+mod dashboard;
 pub mod error;
 mod extract;
 mod ops;
@@ -152,10 +155,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
         .merge(public::router())
+        .merge(dashboard::router(state.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .fallback(|| async { (StatusCode::NOT_FOUND, "not found") })
+        .fallback(dashboard::not_found)
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

@@ -4,6 +4,7 @@
 
 mod auth;
 mod campaigns;
+mod dashboard;
 mod dkim;
 mod dkimpy;
 mod helpers;

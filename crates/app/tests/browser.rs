@@ -1,0 +1,195 @@
+//! The dashboard in a real browser: headless Chromium (Debian's package)
+//! driven by playwright-core through `web/tests/dashboard.mjs`, against the
+//! real application on a random port with a fresh database.
+//!
+//! What the browser needs is set up on first run, never skipped: `npm ci` in
+//! `web/` when `node_modules` is missing, and `apt-get install -y chromium`
+//! when `/usr/bin/chromium` is missing. Screenshots of every page visited, at
+//! desktop and phone widths, go to `target/screenshots/` in the workspace.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use postino_app::{Application, Settings};
+use postino_domain::{Password, Role};
+use postino_testkit::TestDb;
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn report(what: &str, output: &Output) -> String {
+    format!(
+        "{what} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn run(what: &str, command: &mut Command, limit: Duration) -> Output {
+    let output = tokio::time::timeout(limit, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
+        .unwrap_or_else(|e| panic!("{what} could not be started: {e}"));
+    assert!(output.status.success(), "{}", report(what, &output));
+    output
+}
+
+/// playwright-core, from the committed lockfile.
+async fn ensure_node_modules(web: &Path) {
+    if web.join("node_modules/playwright-core").is_dir() {
+        return;
+    }
+    run(
+        "npm ci (in web/)",
+        Command::new("npm")
+            .arg("ci")
+            .arg("--no-audit")
+            .arg("--no-fund")
+            .current_dir(web),
+        Duration::from_secs(300),
+    )
+    .await;
+}
+
+/// Debian's Chromium, installed once (the tests run as root).
+async fn ensure_chromium() {
+    if Path::new(CHROMIUM).exists() {
+        return;
+    }
+    let install = || {
+        let mut command = Command::new("apt-get");
+        command
+            .args(["install", "-y", "--no-install-recommends", "chromium"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    let first = install().kill_on_drop(true).output().await;
+    if !matches!(&first, Ok(output) if output.status.success()) {
+        // A fresh machine may have no package lists yet.
+        run(
+            "apt-get update",
+            Command::new("apt-get").arg("update"),
+            Duration::from_secs(300),
+        )
+        .await;
+        run(
+            "apt-get install chromium",
+            &mut install(),
+            Duration::from_secs(600),
+        )
+        .await;
+    }
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "chromium was installed but {CHROMIUM} is missing"
+    );
+}
+
+/// A month of history, so the pages show what a working installation looks
+/// like: a list of 1,240 people, two campaigns sent in the last 30 days and
+/// one sending now (no sender runs here, so it stays at 60%).
+async fn seed_history(pool: &sqlx::PgPool) {
+    let statements = [
+        "INSERT INTO lists (uuid, name, description, opt_in, visibility, tags)
+         VALUES (gen_random_uuid(), 'Customers', 'Everyone who bought from the shop', 'single', 'private', ARRAY['customers'])",
+        "INSERT INTO subscribers (uuid, email, name)
+         SELECT gen_random_uuid(), 'reader' || n || '@example.com', 'Reader ' || n FROM generate_series(1, 1240) n",
+        "INSERT INTO subscriber_lists (list_id, subscriber_id, status)
+         SELECT l.id, s.id, CASE WHEN s.id % 17 = 0 THEN 'unsubscribed'
+                                 WHEN s.id % 11 = 0 THEN 'unconfirmed' ELSE 'confirmed' END
+         FROM lists l CROSS JOIN subscribers s",
+        "INSERT INTO campaigns (uuid, name, subject, from_email, body, body_format, status, started_at, finished_at, enqueued_at)
+         VALUES (gen_random_uuid(), 'Autumn newsletter', 'Autumn news', 'news@example.com', 'Hello', 'markdown',
+                 'finished', now() - interval '19 days', now() - interval '18 days', now() - interval '19 days'),
+                (gen_random_uuid(), 'Black Friday preview', 'A first look', 'news@example.com', 'Hello', 'markdown',
+                 'finished', now() - interval '6 days', now() - interval '5 days', now() - interval '6 days'),
+                (gen_random_uuid(), 'Weekly digest #48', 'This week', 'news@example.com', 'Hello', 'markdown',
+                 'running', now() - interval '1 hour', NULL, now() - interval '1 hour')",
+        "INSERT INTO campaign_lists (campaign_id, list_id) SELECT c.id, l.id FROM campaigns c CROSS JOIN lists l",
+        // Finished campaigns: most mail goes out on the first day, the rest
+        // (retries, slow domains) on the next.
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, 'sent', c.started_at + CASE WHEN s.id % 5 = 0 THEN interval '1 day' ELSE interval '0' END
+         FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'finished'",
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, CASE WHEN s.id % 5 < 3 THEN 'sent' ELSE 'queued' END,
+                CASE WHEN s.id % 5 < 3 THEN now() END
+         FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'running'",
+    ];
+    for sql in statements {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .unwrap_or_else(|e| panic!("seeding failed: {e}\n{sql}"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_works_in_a_real_browser() {
+    // Arrange: the browser's tools, then the application and a login.
+    let web = workspace().join("web");
+    ensure_node_modules(&web).await;
+    ensure_chromium().await;
+    let db = TestDb::new().await.expect("test database");
+    let mut settings = Settings::default();
+    settings.database.url = db.url.clone();
+    settings.database.max_connections = 5;
+    settings.http.listen = "127.0.0.1:0".to_owned();
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let password = "browser test password";
+    postino_app::commands::create_user(
+        app.pool(),
+        "marketer@example.com",
+        "Morgan Marketer",
+        Password::parse(password).unwrap(),
+        Role::Editor,
+    )
+    .await
+    .unwrap();
+    seed_history(app.pool()).await;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(postino_app::Role::Web, shutdown.clone()));
+    let screenshots = workspace().join("target/screenshots");
+
+    // Act
+    let output = run(
+        "node web/tests/dashboard.mjs",
+        Command::new("node")
+            .arg(web.join("tests/dashboard.mjs"))
+            .arg(&base)
+            .arg("marketer@example.com")
+            .arg(password)
+            .arg(&screenshots)
+            .current_dir(workspace()),
+        Duration::from_secs(180),
+    )
+    .await;
+
+    // Assert
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("dashboard browser test passed"),
+        "{}",
+        report("node web/tests/dashboard.mjs", &output)
+    );
+    for page in ["login", "overview", "lists", "list-edit"] {
+        for width in ["desktop", "phone"] {
+            let shot = screenshots.join(format!("{page}-{width}.png"));
+            assert!(shot.is_file(), "no screenshot {}", shot.display());
+        }
+    }
+    println!("screenshots in {}", screenshots.display());
+    shutdown.cancel();
+    let _ = server.await;
+}

@@ -1,0 +1,93 @@
+//! The dashboard: server-rendered pages for marketers, with htmx for
+//! partial updates.
+//!
+//! # Layout
+//!
+//! - `login`: `/login` and `/logout`, the lockout after failed logins.
+//! - `session`: the layer in front of every signed-in page (session cookie,
+//!   redirect to login, CSRF check on every changing request).
+//! - `csrf`, `cookies`: the token check and the cookies, small and explicit.
+//! - `page`: the layout data, rendering, form bodies, role checks and
+//!   [`page::PageError`], the dashboard's HTML error pages.
+//! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
+//! - `placeholder`: navigation entries whose pages are still to come.
+//! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
+//!
+//! Every handler reads and writes through the same `postino-db` functions as
+//! the REST API, and checks the user's role itself.
+
+mod assets;
+mod chart;
+mod cookies;
+mod csrf;
+mod lists;
+mod login;
+mod overview;
+mod page;
+mod placeholder;
+mod session;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+/// The dashboard's routes.
+pub(crate) fn router(state: AppState) -> Router<AppState> {
+    let signed_in = Router::new()
+        .route("/", get(overview::show))
+        .route("/lists", get(lists::index).post(lists::create))
+        .route("/lists/{id}", post(lists::update))
+        .route("/lists/{id}/edit", get(lists::edit))
+        .route("/lists/{id}/delete", post(lists::delete))
+        .route("/subscribers", get(placeholder::show))
+        .route("/campaigns", get(placeholder::show))
+        .route("/templates", get(placeholder::show))
+        .route("/import", get(placeholder::show))
+        .route("/settings", get(placeholder::show))
+        .route("/logout", post(login::logout))
+        .route_layer(middleware::from_fn_with_state(
+            state,
+            session::require_session,
+        ));
+    Router::new()
+        .route("/login", get(login::show).post(login::login))
+        .merge(signed_in)
+        .layer(middleware::from_fn(page_headers))
+        .route("/static/{*path}", get(assets::serve))
+}
+
+/// The page for addresses that lead nowhere (outside the API, which answers
+/// with problem documents).
+pub(crate) async fn not_found() -> Response {
+    page::PageError::Internal(crate::error::WebError::NotFound("page")).into_response()
+}
+
+/// Headers for every dashboard page: never cached (they hold personal
+/// data), never framed (clickjacking), and scripts only from this server.
+async fn page_headers(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+             img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    response
+}

@@ -1,0 +1,35 @@
+// Postino dashboard behaviour that htmx does not cover. Kept small; the
+// pages work without it.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  // A failed htmx request says so, in words, instead of doing nothing.
+  document.body.addEventListener("htmx:responseError", (event) => {
+    const status = event.detail.xhr.status;
+    const message =
+      status === 403
+        ? "You cannot do that, or this page has expired. Reload it and try again."
+        : status === 404
+          ? "That no longer exists. Reload the page to see the current state."
+          : "Something went wrong; nothing was changed. Try again in a moment.";
+    showToast(message);
+  });
+  document.body.addEventListener("htmx:sendError", () => {
+    showToast("Postino cannot be reached. Check your connection and try again.");
+  });
+  // Close the user menu when clicking elsewhere.
+  document.addEventListener("click", (event) => {
+    document.querySelectorAll("details.user-menu[open]").forEach((menu) => {
+      if (!menu.contains(event.target)) menu.removeAttribute("open");
+    });
+  });
+});
+
+function showToast(message) {
+  const toast = document.createElement("div");
+  toast.className = "alert alert-error toast";
+  toast.setAttribute("role", "alert");
+  toast.textContent = message;
+  document.body.appendChild(toast);
+  setTimeout(() => toast.remove(), 6000);
+}

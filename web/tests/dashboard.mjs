@@ -1,0 +1,154 @@
+// End-to-end test of the dashboard in headless Chromium (Debian's package,
+// driven by playwright-core). Run by crates/app/tests/browser.rs:
+//
+//   node web/tests/dashboard.mjs <base-url> <email> <password> <screenshot-dir>
+//
+// Exits non-zero with a message naming the failed step. Every page it visits
+// is photographed at desktop and phone widths into <screenshot-dir>.
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, email, password, shots] = process.argv.slice(2);
+if (!base || !email || !password || !shots) {
+  console.error("usage: dashboard.mjs <base-url> <email> <password> <screenshot-dir>");
+  process.exit(2);
+}
+await mkdir(shots, { recursive: true });
+
+const DESKTOP = { width: 1366, height: 900 };
+const PHONE = { width: 390, height: 844 };
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+async function shoot(page, name) {
+  for (const [label, size] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    await page.setViewportSize(size);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
+    check(overflow <= size.width, `${name} is ${overflow}px wide at a ${size.width}px ${label} width`);
+    await page.screenshot({ path: join(shots, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize(DESKTOP);
+  console.log(`screenshot: ${name}`);
+}
+
+function path(page) {
+  const url = new URL(page.url());
+  return url.pathname + url.search;
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+});
+let step = "start";
+try {
+  const context = await browser.newContext({ viewport: DESKTOP });
+  const page = await context.newPage();
+  page.setDefaultTimeout(15000);
+  // Any confirm() (deleting) is accepted; none is expected in this run.
+  page.on("dialog", (dialog) => dialog.accept());
+  const consoleErrors = [];
+  // The wrong password (401) and the forged POST (403) are expected to fail;
+  // anything else the console reports is a fault.
+  const expected = /status of (401|403)/;
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && !expected.test(msg.text())) consoleErrors.push(msg.text());
+  });
+  page.on("pageerror", (err) => consoleErrors.push(String(err)));
+
+  step = "a page without a session redirects to login";
+  await page.goto(`${base}/`);
+  check(path(page) === "/login", `expected /login, got ${path(page)}`);
+  await shoot(page, "login");
+
+  step = "a wrong password is refused in words";
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', "not the right password");
+  await Promise.all([page.waitForLoadState("load"), page.click('button[type="submit"]')]);
+  check(await page.isVisible("text=do not match an account"), "no error message after a wrong password");
+  await shoot(page, "login-error");
+
+  step = "log in and see the overview";
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
+  await page.waitForSelector("h1:has-text('Overview')");
+  check(await page.isVisible("[data-testid=stat-subscribers]"), "no subscriber count on the overview");
+  check(await page.isVisible("text=Messages sent per day"), "no sending chart on the overview");
+  check((await page.locator("svg.chart rect.bar").count()) > 0, "no bars in the sending chart");
+  await shoot(page, "overview");
+
+  step = "open the lists page from the navigation";
+  await Promise.all([page.waitForURL(`${base}/lists`), page.click("nav >> text=Lists")]);
+  await page.waitForSelector("h1:has-text('Lists')");
+
+  step = "a form posted without its CSRF token is refused";
+  const refused = await page.evaluate(async () => {
+    const response = await fetch("/lists", {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: "name=Forged",
+    });
+    return response.status;
+  });
+  check(refused === 403, `a POST without a CSRF token got ${refused}, not 403`);
+
+  step = "create a list";
+  await page.fill('[data-testid=new-list-form] input[name="name"]', "Spring newsletter");
+  await page.fill('[data-testid=new-list-form] textarea[name="description"]', "Seasonal news for customers");
+  await page.selectOption('[data-testid=new-list-form] select[name="opt_in"]', "double");
+  await page.fill('[data-testid=new-list-form] input[name="tags"]', "news, spring");
+  await Promise.all([
+    page.waitForURL(`${base}/lists?notice=created`),
+    page.click("[data-testid=new-list-form] button[type=submit]"),
+  ]);
+
+  step = "see the new list in the table";
+  const row = page.locator("[data-testid=lists-table] tbody tr", { hasText: "Spring newsletter" });
+  check((await row.count()) === 1, "the new list is not in the table");
+  check(await page.isVisible("text=The list was created."), "no confirmation after creating");
+  check(!(await page.isVisible("text=Forged")), "the forged POST created a list");
+  await shoot(page, "lists");
+
+  step = "delete a list in place with htmx (confirm, CSRF header)";
+  await page.fill('[data-testid=new-list-form] input[name="name"]', "Old promotions");
+  await Promise.all([
+    page.waitForURL(`${base}/lists?notice=created`),
+    page.click("[data-testid=new-list-form] button[type=submit]"),
+  ]);
+  const doomed = page.locator("[data-testid=lists-table] tbody tr", { hasText: "Old promotions" });
+  check((await doomed.count()) === 1, "the second list is not in the table");
+  await doomed.locator("button:has-text('Delete')").click();
+  await doomed.waitFor({ state: "detached" });
+  check(path(page) === "/lists?notice=created", "deleting with htmx left the page");
+  await page.reload();
+  check((await doomed.count()) === 0, "the deleted list is back after a reload");
+  check((await row.count()) === 1, "the other list went too");
+
+  step = "open a list's edit page";
+  await Promise.all([page.waitForURL(/\/lists\/[0-9a-f-]+\/edit$/), row.locator("text=Edit").click()]);
+  check((await page.inputValue('input[name="name"]')) === "Spring newsletter", "the edit form is not filled in");
+  await shoot(page, "list-edit");
+  await Promise.all([page.waitForURL(`${base}/lists`), page.click("text=Cancel")]);
+
+  step = "log out";
+  await page.click(".user-menu summary");
+  await Promise.all([page.waitForURL(`${base}/login`), page.click("[data-testid=logout]")]);
+
+  step = "after logging out, pages redirect to login";
+  await page.goto(`${base}/lists`);
+  check(path(page) === "/login?next=%2Flists", `expected the login page, got ${path(page)}`);
+
+  check(consoleErrors.length === 0, `errors in the browser console: ${consoleErrors.join(" | ")}`);
+  await context.close();
+  console.log("dashboard browser test passed");
+} catch (error) {
+  console.error(`FAILED at step "${step}": ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
