@@ -93,6 +93,40 @@ impl RetryPolicy {
     }
 }
 
+/// The enhanced status code (RFC 3463) in a reply, as its class, subject
+/// and detail: `5.1.1` in "550 5.1.1 Mailbox unavailable".
+fn enhanced_status(reply: &str) -> Option<(u8, u16, u16)> {
+    reply
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | ':' | ',' | ';'))
+        .find_map(|word| {
+            let mut parts = word.split('.');
+            let class = parts.next()?.parse::<u8>().ok()?;
+            let subject = parts.next()?.parse::<u16>().ok()?;
+            let detail = parts.next()?.parse::<u16>().ok()?;
+            (parts.next().is_none() && matches!(class, 2 | 4 | 5))
+                .then_some((class, subject, detail))
+        })
+}
+
+/// Whether a permanent refusal is about the recipient (a hard bounce that
+/// counts towards blocklisting them) rather than about the sender, the
+/// message or the relay's policy. With an enhanced status code, addressing
+/// (`5.1.x`) and mailbox (`5.2.x`) problems are the recipient's; policy
+/// (`5.7.x`: sender not allowed, relaying denied, content refused),
+/// protocol and system errors are not. Without one, the classic
+/// "mailbox unavailable / not local / full / name not allowed" codes are.
+#[must_use]
+pub fn is_recipient_refusal(code: Option<u16>, reply: &str) -> bool {
+    let Some(code) = code.filter(|c| (500..600).contains(c)) else {
+        return false;
+    };
+    match enhanced_status(reply) {
+        Some((5, subject, _)) => matches!(subject, 1 | 2),
+        Some(_) => false,
+        None => matches!(code, 550..=553),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +196,27 @@ mod tests {
             assert_eq!(s.parse::<DeliveryStatus>().unwrap().as_str(), s);
         }
         assert!("bounced".parse::<DeliveryStatus>().is_err());
+    }
+
+    #[test]
+    fn only_refusals_about_the_recipient_are_bounces() {
+        assert!(is_recipient_refusal(Some(550), "5.1.1 Mailbox unavailable"));
+        assert!(is_recipient_refusal(
+            Some(552),
+            "permanent error (552): 5.2.2 Mailbox full"
+        ));
+        assert!(is_recipient_refusal(Some(550), "User unknown"));
+        assert!(!is_recipient_refusal(
+            Some(550),
+            "5.7.1 Sender address rejected: not owned by user"
+        ));
+        assert!(!is_recipient_refusal(
+            Some(554),
+            "5.7.1 Relay access denied"
+        ));
+        assert!(!is_recipient_refusal(Some(554), "Transaction failed"));
+        assert!(!is_recipient_refusal(Some(552), "5.3.4 Message too big"));
+        assert!(!is_recipient_refusal(None, "address not usable in SMTP"));
+        assert!(!is_recipient_refusal(Some(451), "4.1.1 try later"));
     }
 }

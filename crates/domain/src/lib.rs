@@ -41,7 +41,7 @@ mod text;
 pub mod users;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
-pub use delivery::{DeliveryStatus, RetryPolicy};
+pub use delivery::{DeliveryStatus, RetryPolicy, is_recipient_refusal};
 pub use dkim::{DkimAlgorithm, DkimDomain, DkimSelector};
 pub use email::EmailAddress;
 pub use error::DomainError;

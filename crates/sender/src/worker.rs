@@ -10,7 +10,7 @@ use postino_compose::{Addressee, Addressing, Recipient};
 use postino_db::PgPool;
 use postino_db::sending::{Claimed, Outcome, Recorded};
 use postino_domain::policy::is_slow_down;
-use postino_domain::{EmailAddress, RetryPolicy};
+use postino_domain::{EmailAddress, RetryPolicy, is_recipient_refusal};
 use postino_smtp::{Connection, SendOutcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -403,9 +403,10 @@ fn settle(shared: &Shared, c: &Claimed, outcome: SendOutcome) -> Outcome {
         SendOutcome::Sent { code, reply } => Outcome::Sent { code, reply },
         SendOutcome::PermFail { code, reply } => Outcome::Failed {
             code,
-            // A 5xx from the server is the recipient refused; a refusal we
-            // made ourselves (say, no SMTPUTF8) says nothing about them.
-            bounce: code.is_some(),
+            // Only a refusal of the recipient is their bounce: one of the
+            // sender or the content (5.7.x policy), or one we made
+            // ourselves (say, no SMTPUTF8), says nothing about them.
+            bounce: is_recipient_refusal(code, &reply),
             reply,
         },
         SendOutcome::TempFail { code, reply } => {

@@ -6,7 +6,8 @@
 //! a share of temporary (451) and permanent (550) refusals, a share of
 //! connections dropped after DATA without a reply, a delay before
 //! each reply to DATA, and recipients whose local part starts with `tempfail`
-//! or `permfail` always fail that way. It can also play a receiver that rate
+//! or `permfail` always fail that way (`policyfail`: a `554 5.7.1` policy
+//! refusal). It can also play a receiver that rate
 //! limits one domain (`421 4.7.0` beyond so many a second), and it counts
 //! the most sessions it had open at once. It is never a relay: it delivers
 //! nothing anywhere.

@@ -18,6 +18,7 @@ enum Verdict {
     Accept,
     Temp,
     Perm,
+    Policy,
     SlowDown,
 }
 
@@ -61,6 +62,9 @@ fn verdict(config: &SinkConfig, state: &State, recipient: &str) -> Verdict {
     }
     if local.starts_with("permfail") {
         return Verdict::Perm;
+    }
+    if local.starts_with("policyfail") {
+        return Verdict::Policy;
     }
     if config.temp_fail > 0.0 || config.perm_fail > 0.0 {
         let roll: f64 = rand::rng().random();
@@ -194,6 +198,10 @@ pub(crate) async fn serve(
                         Verdict::Perm => {
                             state.refused_perm.fetch_add(1, Ordering::Relaxed);
                             b"550 5.1.1 Mailbox unavailable (permanent failure injected by the sink)\r\n"
+                        }
+                        Verdict::Policy => {
+                            state.refused_perm.fetch_add(1, Ordering::Relaxed);
+                            b"554 5.7.1 Message refused by policy (injected by the sink)\r\n"
                         }
                     }
                 }

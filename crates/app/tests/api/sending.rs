@@ -304,7 +304,11 @@ async fn permanent_failures_bounce_once_and_are_never_retried() {
     let list = audience(
         &app,
         20,
-        &["permfail1@example.org", "permfail2@example.org"],
+        &[
+            "permfail1@example.org",
+            "permfail2@example.org",
+            "policyfail@example.org",
+        ],
     )
     .await;
     let id = campaign(&app, &[&list]).await;
@@ -314,11 +318,21 @@ async fn permanent_failures_bounce_once_and_are_never_retried() {
 
     assert_exactly_once(&sink, &users(20));
     assert_eq!(stats["sent"], 20);
-    assert_eq!(stats["failed"], 2);
+    assert_eq!(stats["failed"], 3);
     assert_eq!(
         sink.counts().refused_perm,
-        2,
+        3,
         "each refused once, not retried"
+    );
+    // A policy refusal (5.7.1) fails the delivery but is not the
+    // recipient's bounce: they are not blocklisted for it.
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
+               WHERE s.email = 'policyfail@example.org' AND d.status = 'failed' AND d.last_code = 554"
+        )
+        .await,
+        1
     );
     assert_eq!(
         app.count(
