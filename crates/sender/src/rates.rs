@@ -22,11 +22,13 @@ pub(crate) struct Rate {
 }
 
 impl Rate {
-    /// A messages-per-second limit under `name`. Below one per second the
-    /// window grows so that it still allows one message.
+    /// A messages-per-second limit under `name`. A fraction above one is
+    /// rounded down (1.5 a second allows one), so a limit is never
+    /// exceeded; below one a second the window grows instead, so 0.1 a
+    /// second allows one message per 10 s.
     pub(crate) fn per_second(name: &str, rate: f64) -> Self {
         let (max, window) = if rate >= 1.0 {
-            (rate.round() as u32, Duration::from_secs(1))
+            (rate.floor() as u32, Duration::from_secs(1))
         } else {
             (1, Duration::from_secs_f64((1.0 / rate).min(86_400.0)))
         };
@@ -147,5 +149,22 @@ impl Ticket {
     /// The grants were used by a message.
     pub(crate) fn spend(&mut self) {
         self.until.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fractional_rates_never_allow_more_than_asked() {
+        let r = Rate::per_second("x", 1.5);
+        assert_eq!((r.max, r.window), (1, Duration::from_secs(1)));
+        let r = Rate::per_second("x", 0.1);
+        assert_eq!((r.max, r.window), (1, Duration::from_secs(10)));
+        let r = Rate::per_second("x", 25.0);
+        assert_eq!((r.max, r.window), (25, Duration::from_secs(1)));
+        assert_eq!(r.slot(), Duration::from_millis(50));
+        assert_ne!(Rate::per_second("x", 25.0).key, Rate::per_second("x", 0.5).key);
     }
 }
