@@ -33,3 +33,16 @@ function showToast(message) {
   document.body.appendChild(toast);
   setTimeout(() => toast.remove(), 6000);
 }
+
+// The campaign preview's width: desktop or phone. The choice lives on the
+// pane, so it survives htmx swapping the preview inside it.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-preview-width]");
+  if (!button) return;
+  const pane = button.closest("#preview-pane");
+  if (!pane) return;
+  pane.dataset.width = button.dataset.previewWidth;
+  pane.querySelectorAll("[data-preview-width]").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b === button));
+  });
+});
