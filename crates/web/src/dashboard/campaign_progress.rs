@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::Extension;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use postino_db::PgConnection;
 use postino_db::campaigns::Campaign;
@@ -89,16 +89,27 @@ struct ProgressPart {
     p: Progress,
 }
 
-/// The bar alone, for htmx to swap in.
+/// The bar alone, for htmx to swap in. When the page polling it sees the
+/// campaign stop (finished, paused by the sender, cancelled elsewhere), the
+/// whole page is reloaded instead, so its buttons match the new status.
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(_signed_in): Extension<SignedIn>,
     IdPath(id): IdPath,
+    headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let c = load(&state, id).await?;
     let mut conn = state.db.acquire().await?;
     let p = Progress::of(&mut conn, &c).await?;
-    Ok(render(StatusCode::OK, &ProgressPart { p }))
+    let live = p.live;
+    let mut response = render(StatusCode::OK, &ProgressPart { p });
+    if !live
+        && headers.contains_key("hx-request")
+        && let Ok(to) = HeaderValue::from_str(&format!("/campaigns/{id}"))
+    {
+        response.headers_mut().insert("hx-redirect", to);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]
