@@ -26,6 +26,12 @@ function check(condition, message) {
 async function shoot(page, name) {
   for (const [label, size] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     await page.setViewportSize(size);
+    // A sandboxed preview frame paints in its own process, and only once it
+    // has been on screen: show it, and give it a moment, before the shot.
+    if ((await page.locator("iframe").count()) > 0) {
+      await page.locator("iframe").first().scrollIntoViewIfNeeded();
+      await page.waitForTimeout(250);
+    }
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
     check(overflow <= size.width, `${name} is ${overflow}px wide at a ${size.width}px ${label} width`);
     await page.screenshot({ path: join(shots, `${name}-${label}.png`), fullPage: true });
