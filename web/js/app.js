@@ -46,3 +46,16 @@ document.addEventListener("click", (event) => {
     b.setAttribute("aria-pressed", String(b === button));
   });
 });
+
+// Scheduling: a datetime-local input has no time zone, so say which one
+// the browser means, for the chosen date (daylight saving may differ from
+// today's). Without this the server reads the time as UTC.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-schedule]");
+  if (!form) return;
+  const local = form.elements.namedItem("send_at").value;
+  const when = new Date(local);
+  if (!Number.isNaN(when.getTime())) {
+    form.elements.namedItem("tz_offset").value = String(when.getTimezoneOffset());
+  }
+});

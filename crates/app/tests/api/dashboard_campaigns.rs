@@ -182,7 +182,7 @@ async fn dashboard_campaigns_an_editor_starts_and_pauses_and_a_wrong_move_is_exp
 }
 
 #[tokio::test]
-async fn dashboard_campaigns_a_viewer_reads_but_cannot_create_start_or_pause() {
+async fn dashboard_campaigns_a_viewer_reads_but_cannot_create_start_pause_schedule_or_test() {
     // Arrange
     let app = spawn_app().await;
     let editor = signed_in(&app, Role::Editor).await;
@@ -220,15 +220,23 @@ async fn dashboard_campaigns_a_viewer_reads_but_cannot_create_start_or_pause() {
         )
         .await;
 
+    let schedule = viewer
+        .post(
+            &format!("{page}/schedule"),
+            &[("csrf_token", &csrf), ("send_at", "2099-01-01T09:00")],
+        )
+        .await;
+
     // Assert
     assert!(
         shown.text.contains("Hello Jane Doe"),
         "viewers see the preview"
     );
+    assert!(!shown.text.contains("schedule-form"));
     assert!(!shown.text.contains("<form id=\"campaign-form\""));
     assert!(!shown.text.contains("action-running"));
     assert!(!table.text.contains("New campaign"));
-    for reply in [new, create, update, start, pause, test] {
+    for reply in [new, create, update, start, pause, test, schedule] {
         reply.expect(StatusCode::FORBIDDEN);
     }
     assert_eq!(
@@ -253,4 +261,58 @@ async fn dashboard_campaigns_a_form_without_its_csrf_token_is_refused() {
     // Assert
     reply.expect(StatusCode::FORBIDDEN);
     assert_eq!(app.count("SELECT count(*) FROM campaigns").await, 0);
+}
+
+#[tokio::test]
+async fn dashboard_campaigns_an_editor_schedules_a_draft_in_local_time_but_not_in_the_past() {
+    // Arrange
+    let app = spawn_app().await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let page = create_campaign(&app, &editor).await;
+    let csrf = editor.csrf_token().await;
+    let schedule = format!("{page}/schedule");
+    // A browser two hours ahead of UTC reports an offset of -120 minutes.
+    let local = (chrono::Utc::now() + chrono::TimeDelta::days(2) + chrono::TimeDelta::hours(2))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+
+    // Act
+    let past = editor
+        .post(
+            &schedule,
+            &[
+                ("csrf_token", &csrf),
+                ("send_at", "2020-01-01T09:00"),
+                ("tz_offset", "0"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let done = editor
+        .post(
+            &schedule,
+            &[
+                ("csrf_token", &csrf),
+                ("send_at", &local),
+                ("tz_offset", "-120"),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+
+    // Assert
+    assert!(past.text.contains("must be in the future"), "{}", past.text);
+    assert_eq!(location(&done), format!("{page}?notice=scheduled"));
+    let hours_ahead: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM send_at - now())::float8 / 3600 FROM campaigns WHERE status = 'scheduled'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert!(
+        (47.0..48.1).contains(&hours_ahead),
+        "starts in {hours_ahead} hours, not 48"
+    );
+    let shown = editor.get(&page).await.expect(StatusCode::OK);
+    assert!(shown.text.contains("Scheduled to start on"));
 }

@@ -1,6 +1,6 @@
 //! What the campaign page does besides saving: the live preview as you
 //! type, test sends, and moving the campaign through its lifecycle (start,
-//! pause, resume, cancel), each through the API's own functions.
+//! pause, resume, cancel, schedule), each through the API's own functions.
 
 use askama::Template;
 use axum::Extension;
@@ -8,10 +8,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
+use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 use postino_db::campaigns::Campaign;
 use postino_db::subscribers;
 use postino_domain::{CampaignStatus, EmailAddress, Role};
 use serde::Deserialize;
+use uuid::Uuid;
 
 use super::campaign_form::{CampaignForm, FIELDS};
 use super::campaigns::{campaign_page, load};
@@ -219,8 +221,54 @@ pub(crate) async fn change_status(
         .status
         .parse::<CampaignStatus>()
         .map_err(|_| PageError::BadForm)?;
+    apply(&state, &signed_in, id, to, None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ScheduleForm {
+    /// As a `datetime-local` input sends it: `2026-12-01T09:30`.
+    #[serde(default)]
+    send_at: String,
+    /// Minutes the browser's clock is behind UTC at that time (JavaScript's
+    /// `getTimezoneOffset`); 0 without JavaScript, so the time is UTC.
+    #[serde(default)]
+    tz_offset: i64,
+}
+
+/// Schedules a draft to start by itself at a local time.
+pub(crate) async fn schedule(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+    PageForm(form): PageForm<ScheduleForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(form.send_at.trim(), f).ok());
+    let at = local.and_then(|t| {
+        (form.tz_offset.abs() <= 24 * 60).then(|| t.and_utc() + TimeDelta::minutes(form.tz_offset))
+    });
+    let Some(at) = at else {
+        let c = load(&state, id).await?;
+        let mut page = campaign_page(&state, &signed_in, &c, None).await?;
+        page.problem = Some("Choose the date and time it should start.".to_owned());
+        return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
+    };
+    apply(&state, &signed_in, id, CampaignStatus::Scheduled, Some(at)).await
+}
+
+/// Moves the campaign, then shows its page: with a notice when it moved,
+/// with the reason in words when it could not.
+async fn apply(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: Uuid,
+    to: CampaignStatus,
+    send_at: Option<DateTime<Utc>>,
+) -> Result<Response, PageError> {
     let mut tx = state.db.begin().await?;
-    let refusal = match api::move_to(&mut tx, &state, id, to, None).await {
+    let refusal = match api::move_to(&mut tx, state, id, to, send_at).await {
         Ok(_) => {
             tx.commit().await?;
             return Ok(
@@ -239,8 +287,8 @@ pub(crate) async fn change_status(
         Err(e) => return Err(e.into()),
     };
     drop(tx);
-    let c = load(&state, id).await?;
-    let mut page = campaign_page(&state, &signed_in, &c, None).await?;
+    let c = load(state, id).await?;
+    let mut page = campaign_page(state, signed_in, &c, None).await?;
     page.problem = Some(format!("That did not happen: {}.", refusal.1));
     Ok(render(refusal.0, &page))
 }

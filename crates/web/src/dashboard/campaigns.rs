@@ -54,6 +54,10 @@ pub(crate) struct CampaignPage {
     /// `draft` for a new one.
     pub(crate) status: &'static str,
     pub(crate) status_reason: Option<String>,
+    /// When a scheduled campaign starts, in UTC.
+    pub(crate) send_at: Option<String>,
+    /// Whether it may be scheduled from here (a draft, for an editor).
+    pub(crate) can_schedule: bool,
     /// Whether the form may be saved: an editor, and a status that allows
     /// changes.
     pub(crate) editable: bool,
@@ -74,8 +78,7 @@ pub(crate) struct Action {
     pub(crate) danger: bool,
 }
 
-/// The moves a campaign in `status` offers here (scheduling stays in the
-/// API for now).
+/// The buttons a campaign in `status` offers (scheduling has its own form).
 fn actions(status: CampaignStatus) -> Vec<Action> {
     let action = |status: &'static str, label, danger| Action {
         status,
@@ -116,6 +119,7 @@ fn notice(key: &str) -> Option<&'static str> {
         "paused" => Some("Sending is paused. Resume it whenever you are ready."),
         "cancelled" => Some("The campaign was cancelled; nothing more will be sent."),
         "draft" => Some("The campaign is a draft again."),
+        "scheduled" => Some("The campaign is scheduled: it starts by itself at the time shown."),
         _ => None,
     }
 }
@@ -181,6 +185,8 @@ async fn new_page(
         lists: list_choices(conn).await?,
         status: CampaignStatus::Draft.as_str(),
         status_reason: None,
+        send_at: None,
+        can_schedule: false,
         editable: true,
         actions: Vec::new(),
         preview: None,
@@ -260,6 +266,11 @@ pub(crate) async fn campaign_page(
         lists: list_choices(&mut conn).await?,
         status: c.status.as_str(),
         status_reason: c.status_reason.clone(),
+        send_at: c
+            .send_at
+            .filter(|_| c.status == CampaignStatus::Scheduled)
+            .map(|t| t.format("%-d %b %Y, %H:%M UTC").to_string()),
+        can_schedule: can_edit && c.status == CampaignStatus::Draft,
         editable: can_edit && c.status.is_editable(),
         actions: if can_edit {
             actions(c.status)

@@ -12,7 +12,7 @@
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
-//!   live preview, test sends and start/pause/resume/cancel;
+//!   live preview, test sends and start/pause/resume/cancel/schedule;
 //!   `campaign_progress` the progress bar the page polls while sending.
 //! - `placeholder`: navigation entries whose pages are still to come.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
@@ -69,6 +69,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             "/campaigns/{id}/status",
             post(campaign_actions::change_status),
         )
+        .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
         .route("/campaigns/{id}/progress", get(campaign_progress::show))
         .route("/templates", get(placeholder::show))
         .route("/import", get(placeholder::show))
