@@ -12,8 +12,8 @@ pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A person using the dashboard: their own cookie jar.
 pub(crate) struct Browser {
-    client: reqwest::Client,
-    base: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Browser {

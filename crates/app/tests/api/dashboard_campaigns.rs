@@ -174,6 +174,15 @@ async fn dashboard_campaigns_an_editor_starts_and_pauses_and_a_wrong_move_is_exp
             .text
             .contains(r#"data-testid="action-running">Resume"#)
     );
+    // A page still polling once sending stopped is sent to reload itself.
+    let polled = editor
+        .client
+        .get(format!("{}{page}/progress", editor.base))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(polled.headers()["hx-redirect"].to_str().unwrap(), page);
     assert_eq!(
         app.count("SELECT count(*) FROM campaigns WHERE status = 'paused'")
             .await,

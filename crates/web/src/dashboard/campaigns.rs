@@ -130,7 +130,7 @@ fn when(c: &Campaign) -> String {
         (None, Some(at)) => ("Started", at),
         _ => ("Created", c.created_at),
     };
-    format!("{label} {}", at.format("%-d %b %Y, %H:%M"))
+    format!("{label} {}", at.format("%-d %b %Y, %H:%M UTC"))
 }
 
 pub(crate) async fn index(
@@ -331,4 +331,32 @@ pub(crate) async fn update(
     let c = load(&state, id).await?;
     let page = campaign_page(&state, &signed_in, &c, Some(form)).await?;
     Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(status: CampaignStatus) -> Vec<&'static str> {
+        actions(status).into_iter().map(|a| a.status).collect()
+    }
+
+    #[test]
+    fn each_status_offers_only_the_moves_the_api_allows() {
+        assert_eq!(offered(CampaignStatus::Draft), ["running"]);
+        assert_eq!(offered(CampaignStatus::Running), ["paused", "cancelled"]);
+        assert_eq!(offered(CampaignStatus::Paused), ["running", "cancelled"]);
+        assert!(offered(CampaignStatus::Finished).is_empty());
+        for status in [
+            CampaignStatus::Draft,
+            CampaignStatus::Scheduled,
+            CampaignStatus::Running,
+            CampaignStatus::Paused,
+        ] {
+            for a in actions(status) {
+                let to = a.status.parse::<CampaignStatus>().unwrap();
+                assert!(status.can_transition_to(to), "{status} -> {to}");
+            }
+        }
+    }
 }
