@@ -325,3 +325,40 @@ async fn dashboard_campaigns_an_editor_schedules_a_draft_in_local_time_but_not_i
     let shown = editor.get(&page).await.expect(StatusCode::OK);
     assert!(shown.text.contains("Scheduled to start on"));
 }
+
+#[tokio::test]
+async fn dashboard_campaigns_a_finished_campaign_counts_bounces_and_unsubscribes() {
+    // Arrange: a campaign that went out, one person bounced twice, one
+    // unsubscribed from it.
+    let app = spawn_app().await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let page = create_campaign(&app, &editor).await;
+    for sql in [
+        "UPDATE campaigns SET status = 'finished', started_at = now(), finished_at = now()",
+        "INSERT INTO subscribers (uuid, email, name) VALUES
+           (gen_random_uuid(), 'a@example.org', 'A'), (gen_random_uuid(), 'b@example.org', 'B')",
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+         SELECT c.id, s.id, 'sent', now() FROM campaigns c CROSS JOIN subscribers s",
+        "INSERT INTO bounces (subscriber_id, campaign_id, kind, source)
+         SELECT s.id, c.id, k, 'smtp' FROM campaigns c, subscribers s, unnest(ARRAY['hard', 'soft']) k
+         WHERE s.email = 'a@example.org'",
+        "INSERT INTO subscription_events (subscriber_id, campaign_id, kind, source)
+         SELECT s.id, c.id, 'unsubscribed', 'link' FROM campaigns c, subscribers s
+         WHERE s.email = 'b@example.org'",
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&app.pool)
+            .await
+            .unwrap();
+    }
+
+    // Act
+    let shown = editor.get(&page).await.expect(StatusCode::OK);
+
+    // Assert
+    let count = |id: &str| between(&shown.text, &format!(r#"data-testid="{id}">"#), "<");
+    assert_eq!(count("count-delivered"), "2");
+    assert_eq!(count("count-bounced"), "1");
+    assert_eq!(count("count-unsubscribed"), "1");
+    assert_eq!(count("progress-percent"), "100%");
+}

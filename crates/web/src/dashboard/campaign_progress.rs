@@ -1,5 +1,6 @@
 //! A campaign's progress bar: sent of total, rate and time left while it
-//! runs, the final counts once it is done. The page polls
+//! runs; once it stops, the counts of delivered, failed, skipped, bounced
+//! and unsubscribed. The page polls
 //! `/campaigns/{id}/progress` every two seconds while sending, from the
 //! same numbers as `/api/v1/campaigns/{id}/stats`.
 
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use postino_db::PgConnection;
-use postino_db::campaigns::Campaign;
+use postino_db::campaigns::{self, Campaign, Reactions};
 use postino_domain::CampaignStatus;
 use uuid::Uuid;
 
@@ -33,6 +34,9 @@ pub(crate) struct Progress {
     pub(crate) sent: String,
     pub(crate) failed: String,
     pub(crate) skipped: String,
+    /// Once it stopped sending: people who bounced or unsubscribed.
+    pub(crate) bounced: String,
+    pub(crate) unsubscribed: String,
     /// "1,200 a minute", when anything went out in the last minute.
     pub(crate) rate: Option<String>,
     /// "about 3 minutes left".
@@ -45,6 +49,12 @@ impl Progress {
     pub(crate) async fn of(conn: &mut PgConnection, c: &Campaign) -> Result<Self, PageError> {
         let s = progress(conn, c).await?;
         let done = s.sent + s.failed + s.skipped;
+        let live = s.status == CampaignStatus::Running;
+        let reactions = if live {
+            Reactions::default()
+        } else {
+            campaigns::reactions(conn, c.id).await?
+        };
         let percent = match (s.status, s.total) {
             (CampaignStatus::Finished, _) => 100,
             (_, 0) => 0,
@@ -53,13 +63,15 @@ impl Progress {
         Ok(Self {
             id: c.uuid,
             status: s.status.as_str(),
-            live: s.status == CampaignStatus::Running,
+            live,
             percent,
             done: grouped(done),
             total: grouped(s.total),
             sent: grouped(s.sent),
             failed: grouped(s.failed),
             skipped: grouped(s.skipped),
+            bounced: grouped(reactions.bounced),
+            unsubscribed: grouped(reactions.unsubscribed),
             rate: (s.rate_per_minute > 0)
                 .then(|| format!("{} a minute", grouped(s.rate_per_minute))),
             time_left: s.eta_seconds.map(time_left),
