@@ -2,10 +2,12 @@
 //! preview, the lifecycle buttons, and who may use them.
 
 use postino_domain::Role;
+use postino_sink::{Sink, SinkConfig};
 use reqwest::StatusCode;
 
 use crate::dashboard::{Browser, between, location, signed_in};
 use crate::helpers::{TestApp, spawn_app};
+use crate::sending::sending_app;
 
 const BODY: &str =
     "<p>Hello {{ subscriber.name }}</p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a>";
@@ -361,4 +363,39 @@ async fn dashboard_campaigns_a_finished_campaign_counts_bounces_and_unsubscribes
     assert_eq!(count("count-bounced"), "1");
     assert_eq!(count("count-unsubscribed"), "1");
     assert_eq!(count("progress-percent"), "100%");
+}
+
+#[tokio::test]
+async fn dashboard_campaigns_a_test_send_shows_each_reply_inline_and_a_bad_address_in_words() {
+    // Arrange
+    let sink = Sink::start(SinkConfig::default()).await.unwrap();
+    let app = sending_app(&sink, |_| {}).await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let page = create_campaign(&app, &editor).await;
+    let csrf = editor.csrf_token().await;
+    let test = format!("{page}/test");
+
+    // Act
+    let bad = editor
+        .post(
+            &test,
+            &[("csrf_token", &csrf), ("emails", "me@example.com, nobody")],
+        )
+        .await
+        .expect(StatusCode::OK);
+    let good = editor
+        .post(
+            &test,
+            &[("csrf_token", &csrf), ("emails", "me@example.com")],
+        )
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert
+    assert!(bad.text.contains("“nobody”"), "{}", bad.text);
+    assert!(!bad.text.contains("test-results"));
+    assert!(good.text.contains("me@example.com"), "{}", good.text);
+    assert!(good.text.contains(">sent<"), "{}", good.text);
+    assert!(good.text.contains("DKIM: not signed"), "{}", good.text);
+    assert_eq!(sink.per_recipient().get("me@example.com"), Some(&1));
 }
