@@ -399,3 +399,36 @@ async fn dashboard_campaigns_a_test_send_shows_each_reply_inline_and_a_bad_addre
     assert!(good.text.contains("DKIM: not signed"), "{}", good.text);
     assert_eq!(sink.per_recipient().get("me@example.com"), Some(&1));
 }
+
+#[tokio::test]
+async fn dashboard_campaigns_a_campaign_that_paused_itself_says_why_and_offers_resume() {
+    // Arrange
+    let app = spawn_app().await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let page = create_campaign(&app, &editor).await;
+    sqlx::query(
+        "UPDATE campaigns SET status = 'paused', started_at = now(),
+                status_reason = 'the SMTP server refused 50 messages in a row'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // Act
+    let shown = editor.get(&page).await.expect(StatusCode::OK);
+
+    // Assert
+    assert!(
+        shown.text.contains(
+            "Postino paused this campaign itself: the SMTP server refused 50 messages in a row"
+        ),
+        "{}",
+        shown.text
+    );
+    assert!(
+        shown
+            .text
+            .contains(r#"data-testid="action-running">Resume"#)
+    );
+    assert!(shown.text.contains(r#"data-testid="progress""#));
+}
