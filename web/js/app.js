@@ -33,3 +33,29 @@ function showToast(message) {
   document.body.appendChild(toast);
   setTimeout(() => toast.remove(), 6000);
 }
+
+// The campaign preview's width: desktop or phone. The choice lives on the
+// pane, so it survives htmx swapping the preview inside it.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-preview-width]");
+  if (!button) return;
+  const pane = button.closest("#preview-pane");
+  if (!pane) return;
+  pane.dataset.width = button.dataset.previewWidth;
+  pane.querySelectorAll("[data-preview-width]").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b === button));
+  });
+});
+
+// Scheduling: a datetime-local input has no time zone, so say which one
+// the browser means, for the chosen date (daylight saving may differ from
+// today's). Without this the server reads the time as UTC.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-schedule]");
+  if (!form) return;
+  const local = form.elements.namedItem("send_at").value;
+  const when = new Date(local);
+  if (!Number.isNaN(when.getTime())) {
+    form.elements.namedItem("tz_offset").value = String(when.getTimezoneOffset());
+  }
+});

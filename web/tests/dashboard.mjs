@@ -26,6 +26,12 @@ function check(condition, message) {
 async function shoot(page, name) {
   for (const [label, size] of [["desktop", DESKTOP], ["phone", PHONE]]) {
     await page.setViewportSize(size);
+    // A sandboxed preview frame paints in its own process, and only once it
+    // has been on screen: show it, and give it a moment, before the shot.
+    if ((await page.locator("iframe").count()) > 0) {
+      await page.locator("iframe").first().scrollIntoViewIfNeeded();
+      await page.waitForTimeout(250);
+    }
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth);
     check(overflow <= size.width, `${name} is ${overflow}px wide at a ${size.width}px ${label} width`);
     await page.screenshot({ path: join(shots, `${name}-${label}.png`), fullPage: true });
@@ -134,6 +140,76 @@ try {
   check((await page.inputValue('input[name="name"]')) === "Spring newsletter", "the edit form is not filled in");
   await shoot(page, "list-edit");
   await Promise.all([page.waitForURL(`${base}/lists`), page.click("text=Cancel")]);
+
+  step = "open the campaigns page";
+  await Promise.all([page.waitForURL(`${base}/campaigns`), page.click("nav >> text=Campaigns")]);
+  await page.waitForSelector("[data-testid=campaigns-table]");
+  check(await page.isVisible("text=Weekly digest #48"), "the seeded campaigns are not listed");
+  check((await page.locator("[data-testid=campaigns-table] .progress").count()) === 1, "no progress bar for the running campaign");
+  await shoot(page, "campaigns");
+
+  step = "write a campaign and watch the preview follow the typing";
+  await Promise.all([page.waitForURL(`${base}/campaigns/new`), page.click("[data-testid=new-campaign]")]);
+  const subject = page.locator("[data-testid=preview-subject]");
+  await page.fill('input[name="name"]', "Spring launch");
+  await page.fill('input[name="from_name"]', "The Shop");
+  await page.fill('input[name="from_email"]', "news@example.com");
+  await page.check('label.check:has-text("Early readers") input');
+  await page.fill('input[name="subject"]', "Spring news for {{ subscriber.name }}");
+  await subject.filter({ hasText: "Spring news for Jane Doe" }).waitFor();
+  await page.fill(
+    'textarea[name="body"]',
+    '<h1>Big spring sale</h1>\n<p>Hello {{ subscriber.name }}, everything is 20% off this week.</p>\n' +
+      '<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p>',
+  );
+  const preview = page.frameLocator("[data-testid=preview-frame]");
+  await preview.locator("h1", { hasText: "Big spring sale" }).waitFor();
+
+  step = "preview for a chosen subscriber";
+  await page.fill('input[name="preview_email"]', "reader1@example.com");
+  await subject.filter({ hasText: "Spring news for Reader 1" }).waitFor();
+  await preview.locator("text=Hello Reader 1").waitFor();
+
+  step = "a template error is shown next to its field as you type";
+  await page.fill('input[name="subject"]', "Spring news for {{ subscriber.name ");
+  await page.locator("#error-subject").filter({ hasText: /\S/ }).waitFor();
+  await page.fill('input[name="subject"]', "Spring news for {{ subscriber.name }}");
+  await subject.filter({ hasText: "Spring news for Reader 1" }).waitFor();
+  check((await page.textContent("#error-subject")).trim() === "", "the subject error did not clear once fixed");
+  await preview.locator("text=Hello Reader 1").waitFor();
+  await shoot(page, "campaign-editor");
+  step = "switch the preview to a phone's width";
+  await page.click("[data-preview-width=phone]");
+  await page.waitForFunction(() => document.querySelector("[data-testid=preview-frame]").clientWidth <= 375);
+  await preview.locator("text=Hello Reader 1").waitFor();
+  await shoot(page, "campaign-editor-phone-preview");
+  await page.click("[data-preview-width=desktop]");
+
+  step = "save the draft";
+  await Promise.all([
+    page.waitForURL(/\/campaigns\/[0-9a-f-]+\?notice=created$/),
+    page.click("[data-testid=save-campaign]"),
+  ]);
+  check(await page.isVisible("text=saved as a draft"), "no confirmation after saving");
+
+  step = "send a test and see the result inline";
+  await page.fill('[data-testid=test-form] input[name="emails"]', "me@example.com");
+  await page.click("[data-testid=test-form] button[type=submit]");
+  const results = page.locator("[data-testid=test-results]");
+  await results.filter({ hasText: "me@example.com" }).waitFor();
+  check((await results.textContent()).includes("sent"), `the test was not accepted: ${await results.textContent()}`);
+
+  step = "start the campaign and watch the progress bar reach 100%";
+  await Promise.all([page.waitForURL(/\?notice=running$/), page.click("[data-testid=action-running]")]);
+  await page.waitForSelector("[data-testid=progress-finished]", { timeout: 60000 });
+  const percent = (await page.textContent("[data-testid=progress-percent]")).trim();
+  check(percent === "100%", `the progress bar stopped at ${percent}`);
+  const delivered = (await page.textContent("[data-testid=count-delivered]")).trim();
+  check(delivered === "40", `${delivered} delivered, not 40`);
+  await page.goto(page.url().replace(/\?.*$/, ""));
+  check((await page.textContent("[data-testid=campaign-status]")).trim() === "finished", "the campaign is not finished");
+  await page.frameLocator("[data-testid=preview-frame]").locator("h1").waitFor();
+  await shoot(page, "campaign-finished");
 
   step = "log out";
   await page.click(".user-menu summary");

@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium (Debian's package)
 //! driven by playwright-core through `web/tests/dashboard.mjs`, against the
-//! real application on a random port with a fresh database.
+//! real application on a random port with a fresh database, its sender
+//! and scheduler running against an in-process SMTP sink.
 //!
 //! What the browser needs is set up on first run, never skipped: `npm ci` in
 //! `web/` when `node_modules` is missing, and `apt-get install -y chromium`
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use postino_app::{Application, Settings};
 use postino_domain::{Password, Role};
+use postino_sink::{Sink, SinkConfig};
 use postino_testkit::TestDb;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
@@ -95,7 +97,8 @@ async fn ensure_chromium() {
 
 /// A month of history, so the pages show what a working installation looks
 /// like: a list of 1,240 people, two campaigns sent in the last 30 days and
-/// one sending now (no sender runs here, so it stays at 60%).
+/// one sending now (stuck at 60%: its other mail is due tomorrow), plus "Early readers", 40 people the test's own campaign
+/// goes to.
 async fn seed_history(pool: &sqlx::PgPool) {
     let statements = [
         "INSERT INTO lists (uuid, name, description, opt_in, visibility, tags)
@@ -119,10 +122,18 @@ async fn seed_history(pool: &sqlx::PgPool) {
         "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
          SELECT c.id, s.id, 'sent', c.started_at + CASE WHEN s.id % 5 = 0 THEN interval '1 day' ELSE interval '0' END
          FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'finished'",
-        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at)
+        // The rest of the running one waits for a retry tomorrow, so the
+        // sender running here leaves it at 60% for the screenshots.
+        "INSERT INTO deliveries (campaign_id, subscriber_id, status, sent_at, run_at)
          SELECT c.id, s.id, CASE WHEN s.id % 5 < 3 THEN 'sent' ELSE 'queued' END,
-                CASE WHEN s.id % 5 < 3 THEN now() END
+                CASE WHEN s.id % 5 < 3 THEN now() END, now() + interval '1 day'
          FROM campaigns c CROSS JOIN subscribers s WHERE c.status = 'running'",
+        "INSERT INTO lists (uuid, name, description, opt_in, visibility)
+         VALUES (gen_random_uuid(), 'Early readers', 'People who asked for news first', 'single', 'private')",
+        "INSERT INTO subscriber_lists (list_id, subscriber_id, status)
+         SELECT l.id, s.id, 'confirmed' FROM lists l
+         JOIN subscribers s ON s.email IN (SELECT 'reader' || n || '@example.com' FROM generate_series(1, 40) n)
+         WHERE l.name = 'Early readers'",
     ];
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -139,10 +150,21 @@ async fn dashboard_works_in_a_real_browser() {
     ensure_node_modules(&web).await;
     ensure_chromium().await;
     let db = TestDb::new().await.expect("test database");
+    let sink = Sink::start(SinkConfig::default())
+        .await
+        .expect("sink starts");
     let mut settings = Settings::default();
     settings.database.url = db.url.clone();
-    settings.database.max_connections = 5;
+    settings.database.max_connections = 8;
     settings.http.listen = "127.0.0.1:0".to_owned();
+    // Mail goes to the sink, and the sender and scheduler react in
+    // milliseconds so the progress bar is seen to finish.
+    settings.smtp.port = sink.addr().port();
+    settings.smtp.max_connections = 4;
+    settings.scheduler.tick_ms = 50;
+    settings.sender.idle_poll = Duration::from_millis(50);
+    settings.sender.reload_servers = Duration::from_millis(100);
+    settings.sender.record_interval = Duration::from_millis(20);
     let app = Application::build(settings)
         .await
         .expect("application starts");
@@ -158,8 +180,9 @@ async fn dashboard_works_in_a_real_browser() {
     .await
     .unwrap();
     seed_history(app.pool()).await;
+    let pool = app.pool().clone();
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run(postino_app::Role::Web, shutdown.clone()));
+    let server = tokio::spawn(app.run(postino_app::Role::All, shutdown.clone()));
     let screenshots = workspace().join("target/screenshots");
 
     // Act
@@ -183,12 +206,35 @@ async fn dashboard_works_in_a_real_browser() {
         "{}",
         report("node web/tests/dashboard.mjs", &output)
     );
-    for page in ["login", "overview", "lists", "list-edit"] {
+    for page in [
+        "login",
+        "overview",
+        "lists",
+        "list-edit",
+        "campaigns",
+        "campaign-editor",
+        "campaign-editor-phone-preview",
+        "campaign-finished",
+    ] {
         for width in ["desktop", "phone"] {
             let shot = screenshots.join(format!("{page}-{width}.png"));
             assert!(shot.is_file(), "no screenshot {}", shot.display());
         }
     }
+    let received = sink.per_recipient();
+    assert_eq!(
+        received.get("me@example.com"),
+        Some(&1),
+        "the test send reached the sink"
+    );
+    let delivered: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+         WHERE c.name = 'Spring launch' AND d.status = 'sent'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(delivered, 40, "every early reader got the campaign");
     println!("screenshots in {}", screenshots.display());
     shutdown.cancel();
     let _ = server.await;

@@ -447,3 +447,36 @@ pub async fn wake_scheduler(conn: &mut PgConnection, channel: &str) -> Result<()
         .await?;
     Ok(())
 }
+
+/// What recipients did once a campaign reached them: how many people
+/// bounced (any kind) and how many unsubscribed through its message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reactions {
+    /// Distinct subscribers with a bounce recorded against the campaign.
+    pub bounced: i64,
+    /// Distinct subscribers who unsubscribed from the campaign's message.
+    pub unsubscribed: i64,
+}
+
+/// [`Reactions`] to campaign `campaign_id`.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn reactions(conn: &mut PgConnection, campaign_id: i64) -> Result<Reactions, DbError> {
+    // Counted for the finished page only (not on every progress poll), so
+    // the unindexed scan of subscription_events stays rare.
+    let row = sqlx::query!(
+        r#"SELECT (SELECT count(DISTINCT subscriber_id) FROM bounces
+                   WHERE campaign_id = $1) AS "bounced!",
+                  (SELECT count(DISTINCT subscriber_id) FROM subscription_events
+                   WHERE campaign_id = $1 AND kind = 'unsubscribed') AS "unsubscribed!""#,
+        campaign_id
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(Reactions {
+        bounced: row.bounced,
+        unsubscribed: row.unsubscribed,
+    })
+}

@@ -8,12 +8,12 @@ use reqwest::redirect::Policy;
 
 use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_with};
 
-const PASSWORD: &str = "a long enough password";
+pub(crate) const PASSWORD: &str = "a long enough password";
 
 /// A person using the dashboard: their own cookie jar.
-struct Browser {
-    client: reqwest::Client,
-    base: String,
+pub(crate) struct Browser {
+    pub(crate) client: reqwest::Client,
+    pub(crate) base: String,
 }
 
 impl Browser {
@@ -28,7 +28,7 @@ impl Browser {
         }
     }
 
-    async fn get(&self, path: &str) -> Reply {
+    pub(crate) async fn get(&self, path: &str) -> Reply {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -38,7 +38,7 @@ impl Browser {
         Reply::from(response).await
     }
 
-    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
         let response = self
             .client
             .post(format!("{}{path}", self.base))
@@ -70,13 +70,13 @@ impl Browser {
     }
 
     /// This session's CSRF token, from a page's meta tag.
-    async fn csrf_token(&self) -> String {
+    pub(crate) async fn csrf_token(&self) -> String {
         let page = self.get("/lists").await.expect(StatusCode::OK);
         between(&page.text, r#"<meta name="csrf-token" content=""#, "\"")
     }
 }
 
-fn between(text: &str, start: &str, end: &str) -> String {
+pub(crate) fn between(text: &str, start: &str, end: &str) -> String {
     let from = text
         .find(start)
         .unwrap_or_else(|| panic!("{start:?} not in {text}"))
@@ -89,7 +89,7 @@ fn hidden_field(html: &str, name: &str) -> String {
     between(html, &format!(r#"name="{name}" value=""#), "\"")
 }
 
-fn location(reply: &Reply) -> &str {
+pub(crate) fn location(reply: &Reply) -> &str {
     reply.headers[LOCATION].to_str().unwrap()
 }
 
@@ -114,7 +114,7 @@ async fn user(app: &TestApp, email: &str, role: Role) {
     .unwrap();
 }
 
-async fn signed_in(app: &TestApp, role: Role) -> Browser {
+pub(crate) async fn signed_in(app: &TestApp, role: Role) -> Browser {
     let email = format!("{}@example.com", role.as_str());
     user(app, &email, role).await;
     let browser = Browser::new(app);

@@ -5,6 +5,7 @@
 mod auth;
 mod campaigns;
 mod dashboard;
+mod dashboard_campaigns;
 mod dkim;
 mod dkimpy;
 mod helpers;

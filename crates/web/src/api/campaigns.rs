@@ -128,30 +128,30 @@ pub(crate) struct CampaignsResponse {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CampaignBody {
     /// Internal name, 1 to 200 characters.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Subject template, one line.
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
     /// Sender's display name, one line.
-    from_name: Option<String>,
+    pub(crate) from_name: Option<String>,
     #[schema(value_type = Option<String>, format = Email)]
-    from_email: Option<EmailAddress>,
+    pub(crate) from_email: Option<EmailAddress>,
     #[schema(value_type = Option<String>, format = Email)]
-    reply_to: Option<EmailAddress>,
+    pub(crate) reply_to: Option<EmailAddress>,
     /// Body template, checked when saved.
-    body: Option<String>,
-    body_format: Option<BodyFormat>,
+    pub(crate) body: Option<String>,
+    pub(crate) body_format: Option<BodyFormat>,
     /// Plain-text alternative; generated from the HTML when absent.
-    text_body: Option<String>,
+    pub(crate) text_body: Option<String>,
     /// Layout id.
-    template: Option<Uuid>,
+    pub(crate) template: Option<Uuid>,
     /// Target lists.
-    lists: Option<Vec<Uuid>>,
+    pub(crate) lists: Option<Vec<Uuid>>,
     #[schema(value_type = Option<Vec<String>>)]
-    tags: Option<Tags>,
+    pub(crate) tags: Option<Tags>,
     /// Extra headers; reserved ones (From, Subject, List-Unsubscribe, …) are refused.
-    headers: Option<Vec<CustomHeader>>,
+    pub(crate) headers: Option<Vec<CustomHeader>>,
     /// Pin it to one SMTP server group; "" unpins it (any enabled server).
-    smtp_group: Option<String>,
+    pub(crate) smtp_group: Option<String>,
 }
 
 /// A move in the campaign's lifecycle.
@@ -181,14 +181,14 @@ pub(crate) struct HeaderLine {
 /// The message one subscriber would get.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct PreviewResponse {
-    subject: String,
-    html: Option<String>,
-    text: String,
+    pub(crate) subject: String,
+    pub(crate) html: Option<String>,
+    pub(crate) text: String,
     headers: Vec<HeaderLine>,
     /// The whole MIME message, DKIM-signed as the sender would sign it.
     mime: String,
     /// Whether it was DKIM-signed, and with which key.
-    dkim: DkimSigning,
+    pub(crate) dkim: DkimSigning,
 }
 
 /// Addresses for a test send.
@@ -203,45 +203,45 @@ pub(crate) struct TestSendRequest {
 /// What the SMTP server said for one test address.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TestSendResult {
-    email: String,
-    accepted: bool,
+    pub(crate) email: String,
+    pub(crate) accepted: bool,
     /// SMTP reply code, when the server answered.
-    code: Option<u16>,
+    pub(crate) code: Option<u16>,
     /// SMTP reply text, or the connection error.
-    reply: String,
+    pub(crate) reply: String,
 }
 
 /// Results of a test send.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TestSendResponse {
-    results: Vec<TestSendResult>,
+    pub(crate) results: Vec<TestSendResult>,
     /// Whether the messages were DKIM-signed, and with which key: a test
     /// send to a mailbox of your own shows whether receivers verify it.
-    dkim: DkimSigning,
+    pub(crate) dkim: DkimSigning,
 }
 
 /// Progress of a campaign.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct StatsResponse {
-    status: CampaignStatus,
+    pub(crate) status: CampaignStatus,
     /// Deliveries enqueued so far (everyone, once `enqueued` is true).
-    total: i64,
+    pub(crate) total: i64,
     /// Whether the whole audience has been enqueued.
-    enqueued: bool,
-    queued: i64,
-    sending: i64,
-    sent: i64,
-    failed: i64,
-    skipped: i64,
+    pub(crate) enqueued: bool,
+    pub(crate) queued: i64,
+    pub(crate) sending: i64,
+    pub(crate) sent: i64,
+    pub(crate) failed: i64,
+    pub(crate) skipped: i64,
     /// Messages sent in the last minute.
-    rate_per_minute: i64,
+    pub(crate) rate_per_minute: i64,
     /// Seconds until the queue is empty at the current rate; null when idle.
-    eta_seconds: Option<i64>,
-    started_at: Option<DateTime<Utc>>,
-    finished_at: Option<DateTime<Utc>>,
+    pub(crate) eta_seconds: Option<i64>,
+    pub(crate) started_at: Option<DateTime<Utc>>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
 }
 
-fn campaign_not_found(e: DbError) -> WebError {
+pub(crate) fn campaign_not_found(e: DbError) -> WebError {
     match e {
         DbError::NotFound => WebError::NotFound("campaign"),
         other => other.into(),
@@ -262,6 +262,8 @@ fn template_error(e: TemplateError) -> WebError {
 struct Checked {
     fields: CampaignFields,
     list_ids: Vec<i64>,
+    /// The same lists' public ids, for rendering before anything is stored.
+    lists: Vec<Uuid>,
 }
 
 /// Merges `body` over `base` (absent fields keep the base's values), checks
@@ -407,6 +409,7 @@ async fn check(
                 smtp_group,
             },
             list_ids,
+            lists: list_uuids,
         },
         compiled,
     ))
@@ -451,6 +454,30 @@ async fn list_campaigns(
     }))
 }
 
+/// Checks `body` and stores it as a new draft: the API's create and the
+/// dashboard's editor share this.
+pub(crate) async fn create_draft(
+    conn: &mut PgConnection,
+    body: CampaignBody,
+) -> Result<Campaign, WebError> {
+    let (checked, _) = check(conn, None, body).await?;
+    Ok(campaigns::create(conn, &checked.fields, &checked.list_ids).await?)
+}
+
+/// Changes the content of campaign `id`, if its status still allows edits.
+pub(crate) async fn update_content(
+    conn: &mut PgConnection,
+    id: Uuid,
+    body: CampaignBody,
+) -> Result<Campaign, WebError> {
+    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
+    if !current.status.is_editable() {
+        return Err(not_in_state(&current, "edit"));
+    }
+    let (checked, _) = check(conn, Some(&current), body).await?;
+    Ok(campaigns::update(conn, current.id, &checked.fields, &checked.list_ids).await?)
+}
+
 /// Create a draft campaign. Templates are checked now, not at send time.
 #[utoipa::path(post, path = "/campaigns", tag = "campaigns", request_body = CampaignBody,
     responses((status = 201, description = "Created", body = CampaignResponse),
@@ -460,8 +487,7 @@ async fn create_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignResponse>), WebError> {
     let mut tx = state.db.begin().await?;
-    let (checked, _) = check(&mut tx, None, body).await?;
-    let campaign = campaigns::create(&mut tx, &checked.fields, &checked.list_ids).await?;
+    let campaign = create_draft(&mut tx, body).await?;
     let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(response)))
@@ -502,15 +528,7 @@ async fn update_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let current = campaigns::get(&mut tx, id)
-        .await
-        .map_err(campaign_not_found)?;
-    if !current.status.is_editable() {
-        return Err(not_in_state(&current, "edit"));
-    }
-    let (checked, _) = check(&mut tx, Some(&current), body).await?;
-    let campaign =
-        campaigns::update(&mut tx, current.id, &checked.fields, &checked.list_ids).await?;
+    let campaign = update_content(&mut tx, id, body).await?;
     let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
     Ok(Json(response))
@@ -554,17 +572,30 @@ async fn change_status(
     ApiJson(body): ApiJson<StatusChange>,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let current = campaigns::get(&mut tx, id)
-        .await
-        .map_err(campaign_not_found)?;
-    let to = body.status;
+    let send_at = body.send_at.map(|t| t.with_timezone(&Utc));
+    let campaign = move_to(&mut tx, &state, id, body.status, send_at).await?;
+    let response = CampaignResponse::load(&mut tx, campaign).await?;
+    tx.commit().await?;
+    Ok(Json(response))
+}
+
+/// Moves campaign `id` to status `to` (with `send_at` when scheduling),
+/// under the lifecycle's rules: an illegal move is a conflict naming the
+/// current state. Run it in a transaction; the scheduler is woken on commit.
+pub(crate) async fn move_to(
+    conn: &mut PgConnection,
+    state: &AppState,
+    id: Uuid,
+    to: CampaignStatus,
+    send_at: Option<DateTime<Utc>>,
+) -> Result<Campaign, WebError> {
+    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
     if to == CampaignStatus::Finished || !current.status.can_transition_to(to) {
         return Err(WebError::Conflict {
             field: "status".to_owned(),
             message: format!("a campaign that is {} cannot become {to}", current.status),
         });
     }
-    let send_at = body.send_at.map(|t| t.with_timezone(&Utc));
     match (to, send_at) {
         (CampaignStatus::Scheduled, None) => {
             return Err(WebError::invalid(
@@ -585,21 +616,18 @@ async fn change_status(
     if matches!(to, CampaignStatus::Scheduled | CampaignStatus::Running)
         && current.status != CampaignStatus::Paused
     {
-        ready_to_send(&mut tx, &current, state.campaigns.require_unsubscribe_link).await?;
+        ready_to_send(conn, &current, state.campaigns.require_unsubscribe_link).await?;
     }
-    if !campaigns::transition(&mut tx, current.id, current.status, to, send_at).await? {
+    if !campaigns::transition(conn, current.id, current.status, to, send_at).await? {
         return Err(WebError::Conflict {
             field: "status".to_owned(),
             message: "the campaign changed state meanwhile; reload it and try again".to_owned(),
         });
     }
     if to == CampaignStatus::Running {
-        campaigns::wake_scheduler(&mut tx, SCHEDULER_CHANNEL).await?;
+        campaigns::wake_scheduler(conn, SCHEDULER_CHANNEL).await?;
     }
-    let campaign = campaigns::get_by_id(&mut tx, current.id).await?;
-    let response = CampaignResponse::load(&mut tx, campaign).await?;
-    tx.commit().await?;
-    Ok(Json(response))
+    Ok(campaigns::get_by_id(conn, current.id).await?)
 }
 
 /// A campaign may start only with lists, a body that renders, and (unless
@@ -699,9 +727,63 @@ async fn preview(
     let campaign = campaigns::get(&mut conn, id)
         .await
         .map_err(campaign_not_found)?;
-    let (compiled, _) = compile_stored(&mut conn, &campaign).await?;
-    let (recipient, to) = match body.subscriber {
-        Some(uuid) => match subscribers::get(&mut conn, uuid).await {
+    Ok(Json(
+        preview_stored(&mut conn, &state, &campaign, body.subscriber).await?,
+    ))
+}
+
+/// Renders the stored `campaign` for one subscriber (a sample one when
+/// `None`).
+pub(crate) async fn preview_stored(
+    conn: &mut PgConnection,
+    state: &AppState,
+    campaign: &Campaign,
+    subscriber: Option<Uuid>,
+) -> Result<PreviewResponse, WebError> {
+    let (compiled, _) = compile_stored(conn, campaign).await?;
+    render_preview(conn, state, campaign, &compiled, subscriber).await
+}
+
+/// Checks `body` as if it were saved over `base` and renders it for one
+/// subscriber (a sample one when `None`), storing nothing: the dashboard's
+/// live preview, with the same field errors the API gives.
+pub(crate) async fn preview_unsaved(
+    conn: &mut PgConnection,
+    state: &AppState,
+    base: Option<&Campaign>,
+    body: CampaignBody,
+    subscriber: Option<Uuid>,
+) -> Result<PreviewResponse, WebError> {
+    let (checked, compiled) = check(conn, base, body).await?;
+    let now = Utc::now();
+    let unsaved = Campaign {
+        id: base.map_or(0, |c| c.id),
+        uuid: base.map_or(Uuid::nil(), |c| c.uuid),
+        fields: checked.fields,
+        template_uuid: None,
+        lists: checked.lists,
+        status: CampaignStatus::Draft,
+        status_reason: None,
+        send_at: None,
+        started_at: None,
+        finished_at: None,
+        enqueued_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    render_preview(conn, state, &unsaved, &compiled, subscriber).await
+}
+
+/// Renders `campaign` for one subscriber, or a sample one when `None`.
+async fn render_preview(
+    conn: &mut PgConnection,
+    state: &AppState,
+    campaign: &Campaign,
+    compiled: &CompiledCampaign,
+    subscriber: Option<Uuid>,
+) -> Result<PreviewResponse, WebError> {
+    let (recipient, to) = match subscriber {
+        Some(uuid) => match subscribers::get(conn, uuid).await {
             Ok(s) => (recipient_of(&s), s.email),
             Err(DbError::NotFound) => {
                 return Err(WebError::invalid(
@@ -719,18 +801,18 @@ async fn preview(
         }
     };
     let from = &campaign.fields.from_email;
-    let (signers, unusable) = signers_for(&mut conn, &state, from).await?;
+    let (signers, unusable) = signers_for(conn, state, from).await?;
     let (rendered, message, signed) =
-        render_message(&state, &campaign, &compiled, &signers, &recipient, &to)?;
+        render_message(state, campaign, compiled, &signers, &recipient, &to)?;
     let mime = String::from_utf8_lossy(&message.bytes).into_owned();
-    Ok(Json(PreviewResponse {
+    Ok(PreviewResponse {
         subject: rendered.subject,
         html: rendered.html,
         text: rendered.text,
         headers: header_lines(&mime),
         mime,
         dkim: DkimSigning::outcome(signed.as_ref(), &unusable, from),
-    }))
+    })
 }
 
 /// The header block of a MIME message, unfolded.
@@ -766,18 +848,27 @@ async fn test_send(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<TestSendRequest>,
 ) -> Result<Json<TestSendResponse>, WebError> {
-    if body.emails.is_empty() || body.emails.len() > MAX_TEST_RECIPIENTS {
+    let mut conn = state.db.acquire().await?;
+    Ok(Json(send_test(&mut conn, &state, id, &body.emails).await?))
+}
+
+/// Sends campaign `id` to the test addresses `emails` now and reports each
+/// server's reply.
+pub(crate) async fn send_test(
+    conn: &mut PgConnection,
+    state: &AppState,
+    id: Uuid,
+    emails: &[EmailAddress],
+) -> Result<TestSendResponse, WebError> {
+    if emails.is_empty() || emails.len() > MAX_TEST_RECIPIENTS {
         return Err(WebError::invalid(
             "emails",
             format!("give 1 to {MAX_TEST_RECIPIENTS} addresses"),
         ));
     }
-    let mut conn = state.db.acquire().await?;
-    let campaign = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
-    let (compiled, _) = compile_stored(&mut conn, &campaign).await?;
-    let server = postino_db::smtp_servers::enabled(&mut conn)
+    let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
+    let (compiled, _) = compile_stored(&mut *conn, &campaign).await?;
+    let server = postino_db::smtp_servers::enabled(&mut *conn)
         .await?
         .into_iter()
         .next()
@@ -787,12 +878,12 @@ async fn test_send(
         })?;
     let settings = server.settings;
     let from = &campaign.fields.from_email;
-    let (signers, unusable) = signers_for(&mut conn, &state, from).await?;
+    let (signers, unusable) = signers_for(conn, state, from).await?;
     let mut signed_by = None;
     let mut session: Option<Connection> = None;
-    let mut results = Vec::with_capacity(body.emails.len());
-    for email in &body.emails {
-        let recipient = match subscribers::find_by_email(&mut conn, email).await? {
+    let mut results = Vec::with_capacity(emails.len());
+    for email in emails {
+        let recipient = match subscribers::find_by_email(&mut *conn, email).await? {
             Some(s) => recipient_of(&s),
             None => Recipient {
                 email: email.to_string(),
@@ -800,7 +891,7 @@ async fn test_send(
             },
         };
         let (_, message, signed) =
-            render_message(&state, &campaign, &compiled, &signers, &recipient, email)?;
+            render_message(state, &campaign, &compiled, &signers, &recipient, email)?;
         signed_by = signed;
         if session.as_ref().is_some_and(|s| !s.is_reusable()) {
             session = None;
@@ -832,10 +923,10 @@ async fn test_send(
     if let Some(s) = session {
         s.close().await;
     }
-    Ok(Json(TestSendResponse {
+    Ok(TestSendResponse {
         results,
         dkim: DkimSigning::outcome(signed_by.as_ref(), &unusable, from),
-    }))
+    })
 }
 
 /// Progress: deliveries by state, sending rate, time left.
@@ -850,11 +941,19 @@ async fn stats(
     let campaign = campaigns::get(&mut conn, id)
         .await
         .map_err(campaign_not_found)?;
-    let c = deliveries::counts(&mut conn, campaign.id).await?;
+    Ok(Json(progress(&mut conn, &campaign).await?))
+}
+
+/// `campaign`'s deliveries by state, its sending rate and the time left.
+pub(crate) async fn progress(
+    conn: &mut PgConnection,
+    campaign: &Campaign,
+) -> Result<StatsResponse, WebError> {
+    let c = deliveries::counts(conn, campaign.id).await?;
     let pending = c.queued + c.sending;
     let eta_seconds =
         (c.sent_last_minute > 0 && pending > 0).then(|| pending * 60 / c.sent_last_minute);
-    Ok(Json(StatsResponse {
+    Ok(StatsResponse {
         status: campaign.status,
         total: c.queued + c.sending + c.sent + c.failed + c.skipped,
         enqueued: campaign.enqueued_at.is_some(),
@@ -867,5 +966,5 @@ async fn stats(
         eta_seconds,
         started_at: campaign.started_at,
         finished_at: campaign.finished_at,
-    }))
+    })
 }

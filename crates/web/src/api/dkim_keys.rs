@@ -265,7 +265,7 @@ async fn delete_key(
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct DkimSigning {
     /// Whether messages are signed.
-    signed: bool,
+    pub(crate) signed: bool,
     /// The signing domain (`d=`): the From domain or a parent of it; null
     /// when unsigned.
     domain: Option<String>,
@@ -273,7 +273,7 @@ pub(crate) struct DkimSigning {
     selector: Option<String>,
     algorithm: Option<DkimAlgorithm>,
     /// The same in words, saying what to do when messages go unsigned.
-    note: String,
+    pub(crate) note: String,
 }
 
 impl DkimSigning {

@@ -9,9 +9,9 @@
 //! relays the sender uses in `smtp_servers`, the keys that DKIM-sign mail
 //! in `dkim_keys`.
 
-mod campaigns;
+pub(crate) mod campaigns;
 mod deliveries;
-mod dkim_keys;
+pub(crate) mod dkim_keys;
 mod exports;
 mod imports;
 mod limits;

@@ -10,6 +10,10 @@
 //! - `page`: the layout data, rendering, form bodies, role checks and
 //!   [`page::PageError`], the dashboard's HTML error pages.
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
+//! - `campaigns`: the table and the editor; `campaign_form` reads the
+//!   editor's fields into the API's request body; `campaign_actions` the
+//!   live preview, test sends and start/pause/resume/cancel/schedule;
+//!   `campaign_progress` the progress bar the page polls while sending.
 //! - `placeholder`: navigation entries whose pages are still to come.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
 //!
@@ -17,6 +21,10 @@
 //! the REST API, and checks the user's role itself.
 
 mod assets;
+mod campaign_actions;
+mod campaign_form;
+mod campaign_progress;
+mod campaigns;
 mod chart;
 mod cookies;
 mod csrf;
@@ -45,7 +53,24 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/lists/{id}/edit", get(lists::edit))
         .route("/lists/{id}/delete", post(lists::delete))
         .route("/subscribers", get(placeholder::show))
-        .route("/campaigns", get(placeholder::show))
+        .route("/campaigns", get(campaigns::index).post(campaigns::create))
+        .route("/campaigns/new", get(campaigns::new))
+        .route("/campaigns/preview", post(campaign_actions::preview_new))
+        .route(
+            "/campaigns/{id}",
+            get(campaigns::show).post(campaigns::update),
+        )
+        .route(
+            "/campaigns/{id}/preview",
+            post(campaign_actions::preview_existing),
+        )
+        .route("/campaigns/{id}/test", post(campaign_actions::test_send))
+        .route(
+            "/campaigns/{id}/status",
+            post(campaign_actions::change_status),
+        )
+        .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
+        .route("/campaigns/{id}/progress", get(campaign_progress::show))
         .route("/templates", get(placeholder::show))
         .route("/import", get(placeholder::show))
         .route("/settings", get(placeholder::show))

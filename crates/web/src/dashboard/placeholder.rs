@@ -28,11 +28,6 @@ pub(crate) async fn show(
             "Subscribers",
             "search, edit, blocklist and export subscribers",
         ),
-        "/campaigns" => (
-            "campaigns",
-            "Campaigns",
-            "write, preview, test and send campaigns",
-        ),
         "/templates" => (
             "templates",
             "Templates",
