@@ -165,6 +165,9 @@ mod tests {
         let r = Rate::per_second("x", 25.0);
         assert_eq!((r.max, r.window), (25, Duration::from_secs(1)));
         assert_eq!(r.slot(), Duration::from_millis(50));
-        assert_ne!(Rate::per_second("x", 25.0).key, Rate::per_second("x", 0.5).key);
+        assert_ne!(
+            Rate::per_second("x", 25.0).key,
+            Rate::per_second("x", 0.5).key
+        );
     }
 }
