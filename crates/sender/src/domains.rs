@@ -174,7 +174,13 @@ impl Domains {
         let Some(start) = self.started else { return };
         let now = secs_since(start);
         if let Ok(mut recent) = self.recent.lock() {
-            let r = recent.entry(domain.to_owned()).or_default();
+            // Found first, so the common case allocates no key.
+            if !recent.contains_key(domain) {
+                recent.insert(domain.to_owned(), Recent::default());
+            }
+            let Some(r) = recent.get_mut(domain) else {
+                return;
+            };
             if r.second != now {
                 r.previous = if r.second + 1 == now { r.this } else { 0 };
                 r.second = now;

@@ -95,6 +95,11 @@ struct Claimer {
     resume: Resume,
     /// Campaigns no relay can take, and since when.
     stranded: HashMap<i64, Instant>,
+    /// A campaign started since the policy was last read: reread it (relays,
+    /// limits, DKIM keys) before claiming, so a limit or key set just before
+    /// the start applies to its first message, not only after the next
+    /// reload.
+    policy_stale: bool,
 }
 
 /// Claims up to `room` deliveries spread over the running campaigns that
@@ -113,14 +118,14 @@ async fn claim(
     shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
     let ready = claimer.cache.refresh(&mut conn, &running).await;
     if claimer.cache.take_fresh() {
-        // A key added just before the campaign started signs its first
-        // message too, not only those after the next reload.
-        dkim::reload(pool, shared).await;
+        claimer.policy_stale = true;
+        return Ok(Vec::new());
     }
     let Claimer {
         cache,
         resume,
         stranded,
+        ..
     } = claimer;
     stranded.retain(|c, _| ready.contains(c));
     let mut routable = Vec::with_capacity(ready.len());
@@ -360,6 +365,10 @@ pub async fn run(
         }
         running_read = Instant::now();
         match claim(&pool, &mut claimer, &lanes, &shared, room, &settings).await {
+            Ok(_) if claimer.policy_stale => {
+                claimer.policy_stale = false;
+                reloaded = None;
+            }
             Ok(jobs) if jobs.is_empty() => {
                 if !pause(&shutdown, settings.idle_poll).await {
                     break;
