@@ -59,3 +59,10 @@ document.addEventListener("submit", (event) => {
     form.elements.namedItem("tz_offset").value = String(when.getTimezoneOffset());
   }
 });
+
+// Forms that cannot be undone (deleting) ask first; without JavaScript they
+// submit directly, as a plain form would.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});

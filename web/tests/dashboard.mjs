@@ -51,9 +51,17 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
 });
 let step = "start";
+let lastPage = null;
 try {
   const context = await browser.newContext({ viewport: DESKTOP });
   const page = await context.newPage();
+  lastPage = page;
+  // TRACE=1 logs every request and navigation, to see why a step waited.
+  if (process.env.TRACE) {
+    page.on("framenavigated", (f) => console.error(`nav ${f === page.mainFrame() ? "main" : "frame"} ${f.url()}`));
+    page.on("requestfailed", (r) => console.error(`requestfailed ${r.url()} ${r.failure()?.errorText}`));
+    page.on("request", (r) => console.error(`request ${r.method()} ${r.url()}`));
+  }
   page.setDefaultTimeout(15000);
   // Any confirm() (deleting) is accepted; none is expected in this run.
   page.on("dialog", (dialog) => dialog.accept());
@@ -209,7 +217,23 @@ try {
   await page.goto(page.url().replace(/\?.*$/, ""));
   check((await page.textContent("[data-testid=campaign-status]")).trim() === "finished", "the campaign is not finished");
   await page.frameLocator("[data-testid=preview-frame]").locator("h1").waitFor();
+  step = "see the stats: deliveries over time";
+  check(await page.isVisible("[data-testid=timeline]"), "no chart of deliveries over time");
+  const charted = await page.$$eval("[data-testid=timeline] rect[data-sent]", (bars) =>
+    bars.reduce((sum, bar) => sum + Number(bar.dataset.sent), 0),
+  );
+  check(charted === 40, `the chart shows ${charted} delivered, not 40`);
   await shoot(page, "campaign-finished");
+
+  step = "see each recipient's outcome";
+  // Headless Chromium can drop a click on this link that is not preceded by
+  // a pointer over it (no navigation follows); a person's click always is.
+  await page.hover("[data-testid=see-recipients]");
+  await Promise.all([page.waitForURL(/\/deliveries$/), page.click("[data-testid=see-recipients]")]);
+  const recipients = await page.locator("[data-testid=deliveries-table] tbody tr").count();
+  check(recipients === 40, `${recipients} recipients listed, not 40`);
+  await shoot(page, "campaign-recipients");
+  await page.goBack();
 
   step = "log out";
   await page.click(".user-menu summary");
@@ -224,6 +248,10 @@ try {
   console.log("dashboard browser test passed");
 } catch (error) {
   console.error(`FAILED at step "${step}": ${error.message}`);
+  if (lastPage) {
+    console.error(`the page was ${lastPage.url()}`);
+    await lastPage.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => {});
+  }
   process.exitCode = 1;
 } finally {
   await browser.close();

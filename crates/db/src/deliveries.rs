@@ -318,3 +318,178 @@ pub async fn sent_per_day(
     .await?;
     Ok(rows.into_iter().map(|r| (r.day, r.sent)).collect())
 }
+
+/// One slot of a campaign's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelinePoint {
+    /// Start of the slot.
+    pub at: DateTime<Utc>,
+    /// Delivered in the slot.
+    pub sent: i64,
+    /// Given up on in the slot (bounced, refused, or retried too long).
+    pub failed: i64,
+}
+
+/// A campaign's outcomes over time, in slots of equal length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeline {
+    /// Length of a slot.
+    pub slot_secs: i64,
+    /// Every slot from the first outcome to the last, empty ones included.
+    pub points: Vec<TimelinePoint>,
+}
+
+/// Slot lengths a timeline may use: whole minutes, hours or days, so the
+/// slots start at times people read easily.
+const SLOTS: [i64; 9] = [
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+];
+
+/// The most slots a timeline has, so a chart stays readable on a phone.
+pub const TIMELINE_MAX_SLOTS: i64 = 60;
+
+/// The shortest slot that covers `span_secs` in at most
+/// [`TIMELINE_MAX_SLOTS`] slots (days for anything longer).
+#[must_use]
+pub fn timeline_slot(span_secs: i64) -> i64 {
+    SLOTS
+        .into_iter()
+        .find(|slot| span_secs / slot < TIMELINE_MAX_SLOTS)
+        .unwrap_or(86_400)
+}
+
+/// When `campaign_id`'s deliveries were delivered or given up on, in slots
+/// sized to the span from `from` to `to` (the campaign's start and its end,
+/// or now). Outcomes outside that span (a retry that ended after a resume)
+/// widen it.
+///
+/// It reads the campaign's rows through the (campaign_id, subscriber_id)
+/// index once; a campaign of a million recipients takes about a second, so
+/// pages show it once rather than poll it.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn timeline(
+    conn: &mut PgConnection,
+    campaign_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Timeline, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT date_trunc('minute', COALESCE(sent_at, updated_at)) AS "at!",
+                  count(*) FILTER (WHERE status = 'sent') AS "sent!",
+                  count(*) FILTER (WHERE status = 'failed') AS "failed!"
+           FROM deliveries
+           WHERE campaign_id = $1 AND status IN ('sent', 'failed')
+           GROUP BY 1 ORDER BY 1"#,
+        campaign_id
+    )
+    .fetch_all(conn)
+    .await?;
+    let minutes: Vec<TimelinePoint> = rows
+        .into_iter()
+        .map(|r| TimelinePoint {
+            at: r.at,
+            sent: r.sent,
+            failed: r.failed,
+        })
+        .collect();
+    Ok(into_slots(&minutes, from, to))
+}
+
+/// Gathers per-minute counts into equal slots covering `from..=to` and every
+/// point, with zeros where nothing happened.
+fn into_slots(minutes: &[TimelinePoint], from: DateTime<Utc>, to: DateTime<Utc>) -> Timeline {
+    let first = minutes.first().map_or(from, |p| p.at.min(from)).timestamp();
+    let last = minutes.last().map_or(to, |p| p.at.max(to)).timestamp();
+    let slot_secs = timeline_slot(last - first);
+    let origin = first - first.rem_euclid(slot_secs);
+    let count = (last - origin) / slot_secs + 1;
+    let mut points: Vec<TimelinePoint> = (0..count)
+        .map(|i| TimelinePoint {
+            at: DateTime::from_timestamp(origin + i * slot_secs, 0).unwrap_or(from),
+            sent: 0,
+            failed: 0,
+        })
+        .collect();
+    for p in minutes {
+        let i = (p.at.timestamp() - origin) / slot_secs;
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| points.get_mut(i)) {
+            slot.sent += p.sent;
+            slot.failed += p.failed;
+        }
+    }
+    Timeline { slot_secs, points }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    use super::*;
+
+    fn at(minute: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + minute * 60, 0).unwrap()
+    }
+
+    #[test]
+    fn slots_grow_with_the_span_and_stay_few() {
+        assert_eq!(timeline_slot(0), 60);
+        assert_eq!(timeline_slot(30 * 60), 60);
+        assert_eq!(timeline_slot(2 * 3600), 300);
+        assert_eq!(timeline_slot(20 * 3600), 1800);
+        assert_eq!(timeline_slot(3 * 86_400), 3 * 3600);
+        assert_eq!(timeline_slot(400 * 86_400), 86_400);
+        for span in [0, 59, 3599, 86_399, 7 * 86_400] {
+            assert!(span / timeline_slot(span) < TIMELINE_MAX_SLOTS, "{span}");
+        }
+    }
+
+    #[test]
+    fn minutes_are_summed_into_slots_with_empty_ones_between() {
+        let minutes = [
+            TimelinePoint {
+                at: at(0),
+                sent: 5,
+                failed: 1,
+            },
+            TimelinePoint {
+                at: at(1),
+                sent: 7,
+                failed: 0,
+            },
+            TimelinePoint {
+                at: at(119),
+                sent: 2,
+                failed: 3,
+            },
+        ];
+        let t = into_slots(&minutes, at(0), at(119));
+        assert_eq!(t.slot_secs, 300);
+        assert_eq!(t.points.iter().map(|p| p.sent).sum::<i64>(), 14);
+        assert_eq!(t.points.iter().map(|p| p.failed).sum::<i64>(), 4);
+        assert_eq!(t.points.first().unwrap().sent, 12);
+        assert_eq!(t.points.last().unwrap().failed, 3);
+        assert!(
+            t.points
+                .windows(2)
+                .all(|w| (w[1].at - w[0].at).num_seconds() == 300)
+        );
+        assert!(t.points.first().unwrap().at <= at(0));
+    }
+
+    #[test]
+    fn a_campaign_with_no_outcomes_yet_has_empty_slots_over_its_span() {
+        let t = into_slots(&[], at(0), at(10));
+        assert_eq!(t.slot_secs, 60);
+        assert_eq!(t.points.len(), 11);
+        assert!(t.points.iter().all(|p| p.sent == 0 && p.failed == 0));
+    }
+}

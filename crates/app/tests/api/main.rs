@@ -5,6 +5,8 @@
 mod auth;
 mod campaigns;
 mod dashboard;
+mod dashboard_authz;
+mod dashboard_campaign_results;
 mod dashboard_campaigns;
 mod dkim;
 mod dkimpy;

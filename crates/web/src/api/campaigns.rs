@@ -43,6 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(preview))
         .routes(routes!(test_send))
         .routes(routes!(stats))
+        .routes(routes!(timeline))
 }
 
 /// A campaign.
@@ -135,15 +136,22 @@ pub(crate) struct CampaignBody {
     pub(crate) from_name: Option<String>,
     #[schema(value_type = Option<String>, format = Email)]
     pub(crate) from_email: Option<EmailAddress>,
+    /// Where replies go; `null` removes it (replies go to the sender).
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = Email)]
-    pub(crate) reply_to: Option<EmailAddress>,
+    pub(crate) reply_to: Option<Option<EmailAddress>>,
     /// Body template, checked when saved.
     pub(crate) body: Option<String>,
     pub(crate) body_format: Option<BodyFormat>,
-    /// Plain-text alternative; generated from the HTML when absent.
-    pub(crate) text_body: Option<String>,
-    /// Layout id.
-    pub(crate) template: Option<Uuid>,
+    /// Plain-text alternative; generated from the HTML when absent, and
+    /// again once set to `null`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub(crate) text_body: Option<Option<String>>,
+    /// Layout id; `null` sends the body without a layout.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub(crate) template: Option<Option<Uuid>>,
     /// Target lists.
     pub(crate) lists: Option<Vec<Uuid>>,
     #[schema(value_type = Option<Vec<String>>)]
@@ -152,6 +160,16 @@ pub(crate) struct CampaignBody {
     pub(crate) headers: Option<Vec<CustomHeader>>,
     /// Pin it to one SMTP server group; "" unpins it (any enabled server).
     pub(crate) smtp_group: Option<String>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`: clear it) from one left out
+/// (`None`, through `#[serde(default)]`: keep it).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A move in the campaign's lifecycle.
@@ -241,6 +259,28 @@ pub(crate) struct StatsResponse {
     pub(crate) finished_at: Option<DateTime<Utc>>,
 }
 
+/// One slot of a campaign's timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimelineSlot {
+    /// Start of the slot.
+    at: DateTime<Utc>,
+    /// Delivered in the slot.
+    sent: i64,
+    /// Given up on in the slot.
+    failed: i64,
+}
+
+/// A campaign's outcomes over time.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TimelineResponse {
+    /// Length of every slot: the shortest of a minute up to a day that fits
+    /// the whole sending in at most 60 slots (days beyond two months).
+    slot_seconds: i64,
+    /// From its start to its end (or now), empty slots included; empty
+    /// before it starts.
+    slots: Vec<TimelineSlot>,
+}
+
 pub(crate) fn campaign_not_found(e: DbError) -> WebError {
     match e {
         DbError::NotFound => WebError::NotFound("campaign"),
@@ -299,14 +339,14 @@ async fn check(
         .unwrap_or_default();
     let reply_to = body
         .reply_to
-        .or_else(|| base_f.and_then(|f| f.reply_to.clone()));
+        .unwrap_or_else(|| base_f.and_then(|f| f.reply_to.clone()));
     let body_format = body
         .body_format
         .or_else(|| base_f.map(|f| f.body_format))
         .unwrap_or_default();
     let text_body = body
         .text_body
-        .or_else(|| base_f.and_then(|f| f.text_body.clone()));
+        .unwrap_or_else(|| base_f.and_then(|f| f.text_body.clone()));
     let tags = body
         .tags
         .or_else(|| base_f.map(|f| f.tags.clone()))
@@ -319,7 +359,9 @@ async fn check(
         .lists
         .or_else(|| base.map(|c| c.lists.clone()))
         .unwrap_or_default();
-    let template_uuid = body.template.or_else(|| base.and_then(|c| c.template_uuid));
+    let template_uuid = body
+        .template
+        .unwrap_or_else(|| base.and_then(|c| c.template_uuid));
     let smtp_group = match body.smtp_group.as_deref().map(str::trim) {
         None => base_f.and_then(|f| f.smtp_group.clone()),
         Some("") => None,
@@ -544,17 +586,22 @@ async fn delete_campaign(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    let current = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
+    delete(&mut conn, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes campaign `id` with its deliveries, unless it is sending or
+/// paused (cancel it first).
+pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
+    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
     if matches!(
         current.status,
         CampaignStatus::Running | CampaignStatus::Paused
     ) {
         return Err(not_in_state(&current, "delete"));
     }
-    campaigns::delete(&mut conn, current.id).await?;
-    Ok(StatusCode::NO_CONTENT)
+    campaigns::delete(conn, current.id).await?;
+    Ok(())
 }
 
 /// Move a campaign through its lifecycle: schedule (with `send_at`), start
@@ -942,6 +989,40 @@ async fn stats(
         .await
         .map_err(campaign_not_found)?;
     Ok(Json(progress(&mut conn, &campaign).await?))
+}
+
+/// When its messages were delivered or given up on, in slots.
+#[utoipa::path(get, path = "/campaigns/{id}/timeline", tag = "campaigns", params(("id" = Uuid, Path)),
+    responses((status = 200, description = "OK", body = TimelineResponse),
+              (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json")))]
+async fn timeline(
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<TimelineResponse>, WebError> {
+    let mut conn = state.db.acquire().await?;
+    let c = campaigns::get(&mut conn, id)
+        .await
+        .map_err(campaign_not_found)?;
+    let Some(started) = c.started_at else {
+        return Ok(Json(TimelineResponse {
+            slot_seconds: deliveries::timeline_slot(0),
+            slots: Vec::new(),
+        }));
+    };
+    let end = c.finished_at.unwrap_or_else(Utc::now);
+    let t = deliveries::timeline(&mut conn, c.id, started, end).await?;
+    Ok(Json(TimelineResponse {
+        slot_seconds: t.slot_secs,
+        slots: t
+            .points
+            .into_iter()
+            .map(|p| TimelineSlot {
+                at: p.at,
+                sent: p.sent,
+                failed: p.failed,
+            })
+            .collect(),
+    }))
 }
 
 /// `campaign`'s deliveries by state, its sending rate and the time left.

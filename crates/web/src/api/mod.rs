@@ -10,7 +10,7 @@
 //! in `dkim_keys`.
 
 pub(crate) mod campaigns;
-mod deliveries;
+pub(crate) mod deliveries;
 pub(crate) mod dkim_keys;
 mod exports;
 mod imports;

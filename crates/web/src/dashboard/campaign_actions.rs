@@ -49,7 +49,7 @@ impl From<PreviewResponse> for PreviewPart {
 struct PreviewFragment {
     preview: Option<PreviewPart>,
     form: CampaignForm,
-    fields: [&'static str; 7],
+    fields: [&'static str; 13],
 }
 
 /// Renders what is typed in the editor, storing nothing. A viewer may look
@@ -95,20 +95,24 @@ async fn preview(
     Ok(render(StatusCode::OK, &fragment))
 }
 
+/// Previews are part of writing: only those who may write ask for them (a
+/// viewer sees the stored campaign's preview with its page).
 pub(crate) async fn preview_new(
     State(state): State<AppState>,
-    Extension(_signed_in): Extension<SignedIn>,
+    Extension(signed_in): Extension<SignedIn>,
     body: Bytes,
 ) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
     preview(&state, None, &body).await
 }
 
 pub(crate) async fn preview_existing(
     State(state): State<AppState>,
-    Extension(_signed_in): Extension<SignedIn>,
+    Extension(signed_in): Extension<SignedIn>,
     IdPath(id): IdPath,
     body: Bytes,
 ) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
     let c = load(&state, id).await?;
     preview(&state, Some(&c), &body).await
 }

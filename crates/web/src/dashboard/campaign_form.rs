@@ -3,7 +3,7 @@
 //! field errors put back beside the fields they name.
 
 use postino_db::campaigns::Campaign;
-use postino_domain::{BodyFormat, EmailAddress};
+use postino_domain::{BodyFormat, CustomHeader, EmailAddress, Tags};
 use uuid::Uuid;
 
 use crate::api::campaigns::CampaignBody;
@@ -16,7 +16,7 @@ const STARTER_BODY: &str = "<h1>Hello {{ subscriber.name }}</h1>\n\
 <p><a href=\"{{ unsubscribe_url }}\">Unsubscribe</a></p>";
 
 /// The fields that show their own errors; others go above the form.
-pub(crate) const FIELDS: [&str; 7] = [
+pub(crate) const FIELDS: [&str; 13] = [
     "name",
     "subject",
     "from_name",
@@ -24,6 +24,23 @@ pub(crate) const FIELDS: [&str; 7] = [
     "lists",
     "body",
     "preview_email",
+    "reply_to",
+    "text_body",
+    "template",
+    "tags",
+    "headers",
+    "smtp_group",
+];
+
+/// The fields kept in the editor's "More options" section, opened when one
+/// of them is set or wrong.
+const MORE_OPTIONS: [&str; 6] = [
+    "reply_to",
+    "text_body",
+    "template",
+    "tags",
+    "headers",
+    "smtp_group",
 ];
 
 /// The editor's fields as typed, and what is wrong with them.
@@ -39,6 +56,18 @@ pub(crate) struct CampaignForm {
     pub(crate) body: String,
     /// Whose eyes the preview is rendered for; empty for a sample person.
     pub(crate) preview_email: String,
+    /// Empty: replies go to the sender.
+    pub(crate) reply_to: String,
+    /// Empty: generated from the body.
+    pub(crate) text_body: String,
+    /// The layout's id; empty for none.
+    pub(crate) template: String,
+    /// Comma-separated.
+    pub(crate) tags: String,
+    /// One `Name: value` a line.
+    pub(crate) headers: String,
+    /// Empty: any enabled server.
+    pub(crate) smtp_group: String,
     /// `(field, message)`, one per problem.
     pub(crate) errors: Vec<(String, String)>,
 }
@@ -64,6 +93,25 @@ impl CampaignForm {
             lists: c.lists.clone(),
             body_format: f.body_format.as_str().to_owned(),
             body: f.body.clone(),
+            reply_to: f
+                .reply_to
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            text_body: f.text_body.clone().unwrap_or_default(),
+            template: c.template_uuid.map(|u| u.to_string()).unwrap_or_default(),
+            tags: f.tags.as_slice().join(", "),
+            headers: f
+                .headers
+                .iter()
+                .map(|h| format!("{}: {}", h.name(), h.value()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            smtp_group: f
+                .smtp_group
+                .as_ref()
+                .map(|g| g.as_str().to_owned())
+                .unwrap_or_default(),
             ..Self::default()
         }
     }
@@ -82,6 +130,12 @@ impl CampaignForm {
                 "body_format" => form.body_format = value,
                 "body" => form.body = value,
                 "preview_email" => form.preview_email = value,
+                "reply_to" => form.reply_to = value,
+                "text_body" => form.text_body = value,
+                "template" => form.template = value,
+                "tags" => form.tags = value,
+                "headers" => form.headers = value,
+                "smtp_group" => form.smtp_group = value,
                 "lists" => match value.parse::<Uuid>() {
                     Ok(id) => form.lists.push(id),
                     Err(_) => form.fail("lists", "one of the lists was not recognised"),
@@ -107,6 +161,26 @@ impl CampaignForm {
             .filter(|(f, _)| !FIELDS.contains(&f.as_str()))
             .map(|(_, m)| m.as_str())
             .collect()
+    }
+
+    /// Whether the "More options" section starts open.
+    pub(crate) fn more_options_open(&self) -> bool {
+        let set = [
+            &self.reply_to,
+            &self.text_body,
+            &self.template,
+            &self.tags,
+            &self.headers,
+            &self.smtp_group,
+        ]
+        .iter()
+        .any(|v| !v.trim().is_empty());
+        set || MORE_OPTIONS.iter().any(|f| self.error(f).is_some())
+    }
+
+    /// Whether the layout with `id` is the chosen one.
+    pub(crate) fn has_template(&self, id: &Uuid) -> bool {
+        self.template == id.to_string()
     }
 
     /// Whether list `id` is ticked.
@@ -141,19 +215,87 @@ impl CampaignForm {
                 None
             }
         };
+        let reply_to = match self.reply_to.trim() {
+            "" => Some(None),
+            raw => match EmailAddress::parse(raw) {
+                Ok(e) => Some(Some(e)),
+                Err(e) => {
+                    self.fail("reply_to", e.reason);
+                    None
+                }
+            },
+        };
+        let template = match self.template.trim() {
+            "" => Some(None),
+            raw => match raw.parse::<Uuid>() {
+                Ok(id) => Some(Some(id)),
+                Err(_) => {
+                    self.fail("template", "that layout was not recognised");
+                    None
+                }
+            },
+        };
+        let tags = match self.parsed_tags() {
+            Ok(t) => Some(t),
+            Err(reason) => {
+                self.fail("tags", reason);
+                None
+            }
+        };
+        let headers = match self.parsed_headers() {
+            Ok(h) => Some(h),
+            Err(reason) => {
+                self.fail("headers", reason);
+                None
+            }
+        };
         if !self.errors.is_empty() {
             return None;
         }
+        let text_body = match self.text_body.trim() {
+            "" => None,
+            _ => Some(self.text_body.clone()),
+        };
         Some(CampaignBody {
             name: Some(self.name.clone()),
             subject: Some(self.subject.clone()),
             from_name: Some(self.from_name.clone()),
             from_email,
+            reply_to,
             body: Some(self.body.clone()),
             body_format,
+            text_body: Some(text_body),
+            template,
             lists: Some(self.lists.clone()),
-            ..CampaignBody::default()
+            tags,
+            headers,
+            smtp_group: Some(self.smtp_group.trim().to_owned()),
         })
+    }
+
+    fn parsed_tags(&self) -> Result<Tags, String> {
+        let tags: Vec<&str> = self
+            .tags
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect();
+        Tags::parse(&tags).map_err(|e| e.reason)
+    }
+
+    /// One header a line, `Name: value`; blank lines are ignored.
+    fn parsed_headers(&self) -> Result<Vec<CustomHeader>, String> {
+        self.headers
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                let (name, value) = line.split_once(':').ok_or_else(|| {
+                    format!("write each header as Name: value (\"{line}\" has no colon)")
+                })?;
+                CustomHeader::parse(name.trim(), value.trim()).map_err(|e| e.reason)
+            })
+            .collect()
     }
 
     /// Takes the field errors out of `e`, in words; any other error is
@@ -162,14 +304,9 @@ impl CampaignForm {
         match e {
             WebError::Invalid(errors) => {
                 for FieldError { field, message } in errors {
-                    // `lists[2]` is the lists field.
-                    let field = field.split('[').next().unwrap_or_default().to_owned();
-                    let field = if field == "text_body" {
-                        "body".to_owned()
-                    } else {
-                        field
-                    };
-                    self.fail(&field, message);
+                    // `lists[2]` and `headers[0].name` are fields of the form.
+                    let field = field.split(['[', '.']).next().unwrap_or_default();
+                    self.fail(field, message);
                 }
                 Ok(())
             }
@@ -207,5 +344,37 @@ mod tests {
             .unwrap();
         assert_eq!(form.error("lists"), Some("no list has id x"));
         assert!(form.other_errors().is_empty());
+    }
+
+    #[test]
+    fn more_options_become_the_apis_fields() {
+        let mut form = CampaignForm::parse(
+            b"body_format=html&reply_to=help%40example.com&tags=news%2C+spring&headers=X-Campaign%3A+spring%0D%0A%0D%0AX-Team%3A+shop&smtp_group=bulk&text_body=",
+        );
+        assert!(form.more_options_open());
+        let body = form.request().unwrap();
+        assert_eq!(body.reply_to.unwrap().unwrap().as_str(), "help@example.com");
+        assert_eq!(body.tags.unwrap().as_slice(), ["news", "spring"]);
+        let headers = body.headers.unwrap();
+        assert_eq!(headers.len(), 2);
+        assert_eq!(
+            (headers[0].name(), headers[0].value()),
+            ("X-Campaign", "spring")
+        );
+        assert_eq!(body.smtp_group.as_deref(), Some("bulk"));
+        // Empty fields clear what was stored rather than keep it.
+        assert_eq!(body.text_body, Some(None));
+        assert_eq!(body.template, Some(None));
+    }
+
+    #[test]
+    fn a_header_without_a_colon_or_a_reserved_one_is_named() {
+        let mut form = CampaignForm::parse(b"body_format=html&headers=X-Campaign+spring");
+        assert!(form.request().is_none());
+        assert!(form.error("headers").unwrap().contains("no colon"));
+        let mut form = CampaignForm::parse(b"body_format=html&headers=Subject%3A+hi");
+        assert!(form.request().is_none());
+        assert!(form.error("headers").unwrap().contains("set by Postino"));
+        assert!(form.more_options_open());
     }
 }

@@ -33,6 +33,7 @@ pub(crate) struct Progress {
     pub(crate) total: String,
     pub(crate) sent: String,
     pub(crate) failed: String,
+    pub(crate) failed_count: i64,
     pub(crate) skipped: String,
     /// Once it stopped sending: people who bounced or unsubscribed.
     pub(crate) bounced: String,
@@ -69,6 +70,7 @@ impl Progress {
             total: grouped(s.total),
             sent: grouped(s.sent),
             failed: grouped(s.failed),
+            failed_count: s.failed,
             skipped: grouped(s.skipped),
             bounced: grouped(reactions.bounced),
             unsubscribed: grouped(reactions.unsubscribed),

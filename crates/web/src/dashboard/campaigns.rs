@@ -9,13 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use postino_db::campaigns::{self, Campaign};
-use postino_db::{PgConnection, dkim_keys, lists};
+use postino_db::{PgConnection, dkim_keys, lists, smtp_servers, templates};
 use postino_domain::{CampaignStatus, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::campaign_form::CampaignForm;
 use super::campaign_progress::Progress;
+use super::campaign_timeline::TimelineChart;
 use super::page::{Layout, PageError, SignedIn, render};
 use crate::AppState;
 use crate::api::campaigns::{self as api, campaign_not_found};
@@ -29,6 +30,7 @@ struct CampaignsPage {
     layout: Layout,
     rows: Vec<Row>,
     has_lists: bool,
+    notice: Option<&'static str>,
 }
 
 /// A campaign as its table row shows it.
@@ -51,6 +53,10 @@ pub(crate) struct CampaignPage {
     pub(crate) form: CampaignForm,
     /// Every list, to tick the ones it goes to.
     pub(crate) lists: Vec<(Uuid, String)>,
+    /// Every layout, to choose one.
+    pub(crate) layouts: Vec<(Uuid, String)>,
+    /// The SMTP server groups it may be pinned to.
+    pub(crate) groups: Vec<String>,
     /// `draft` for a new one.
     pub(crate) status: &'static str,
     pub(crate) status_reason: Option<String>,
@@ -65,10 +71,17 @@ pub(crate) struct CampaignPage {
     /// The preview as first shown (later ones come from htmx).
     pub(crate) preview: Option<super::campaign_actions::PreviewPart>,
     pub(crate) progress: Option<Progress>,
+    /// Once it has started: what went out when.
+    pub(crate) timeline: Option<TimelineChart>,
     pub(crate) dkim: Option<String>,
     pub(crate) notice: Option<&'static str>,
     /// A refused action, in words.
     pub(crate) problem: Option<String>,
+    /// Whether to offer retrying its failures (an editor, some failed, a
+    /// status that allows it).
+    pub(crate) can_retry: bool,
+    /// Whether to offer deleting it (an editor, not sending or paused).
+    pub(crate) can_delete: bool,
 }
 
 /// A button that moves the campaign on.
@@ -120,6 +133,8 @@ fn notice(key: &str) -> Option<&'static str> {
         "cancelled" => Some("The campaign was cancelled; nothing more will be sent."),
         "draft" => Some("The campaign is a draft again."),
         "scheduled" => Some("The campaign is scheduled: it starts by itself at the time shown."),
+        "retried" => Some("The failed recipients are queued again; sending resumes for them now."),
+        "nothing-to-retry" => Some("There was nothing to retry: no recipient is marked failed."),
         _ => None,
     }
 }
@@ -136,6 +151,7 @@ fn when(c: &Campaign) -> String {
 pub(crate) async fn index(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
+    Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
     let all = campaigns::all(&mut conn).await?;
@@ -160,6 +176,7 @@ pub(crate) async fn index(
         layout: signed_in.layout("campaigns", "Campaigns"),
         rows,
         has_lists,
+        notice: (query.notice == "deleted").then_some("The campaign was deleted."),
     };
     Ok(render(StatusCode::OK, &page))
 }
@@ -172,6 +189,33 @@ async fn list_choices(conn: &mut PgConnection) -> Result<Vec<(Uuid, String)>, Pa
         .collect())
 }
 
+async fn layout_choices(conn: &mut PgConnection) -> Result<Vec<(Uuid, String)>, PageError> {
+    Ok(templates::all(conn)
+        .await?
+        .into_iter()
+        .map(|l| (l.uuid, l.name))
+        .collect())
+}
+
+/// The groups of the configured SMTP servers, and the one `form` names even
+/// if no server is in it any more, so what is stored is shown.
+async fn group_choices(
+    conn: &mut PgConnection,
+    form: &CampaignForm,
+) -> Result<Vec<String>, PageError> {
+    let mut groups: Vec<String> = smtp_servers::all(conn)
+        .await?
+        .into_iter()
+        .map(|s| s.policy.group.as_str().to_owned())
+        .collect();
+    if !form.smtp_group.trim().is_empty() {
+        groups.push(form.smtp_group.trim().to_owned());
+    }
+    groups.sort();
+    groups.dedup();
+    Ok(groups)
+}
+
 /// The editor for a campaign not stored yet.
 async fn new_page(
     conn: &mut PgConnection,
@@ -181,8 +225,10 @@ async fn new_page(
     Ok(CampaignPage {
         layout: signed_in.layout("campaigns", "New campaign"),
         id: None,
-        form,
         lists: list_choices(conn).await?,
+        layouts: layout_choices(conn).await?,
+        groups: group_choices(conn, &form).await?,
+        form,
         status: CampaignStatus::Draft.as_str(),
         status_reason: None,
         send_at: None,
@@ -191,9 +237,12 @@ async fn new_page(
         actions: Vec::new(),
         preview: None,
         progress: None,
+        timeline: None,
         dkim: None,
         notice: None,
         problem: None,
+        can_retry: false,
+        can_delete: false,
     })
 }
 
@@ -258,12 +307,19 @@ pub(crate) async fn campaign_page(
     } else {
         None
     };
+    let failed = match &progress {
+        Some(p) => p.failed_count,
+        None => 0,
+    };
+    let timeline = TimelineChart::of(&mut conn, c).await?;
     let keys = dkim_keys::enabled(&mut conn).await?;
     Ok(CampaignPage {
         layout: signed_in.layout("campaigns", &c.fields.name),
         id: Some(c.uuid),
-        form: shown,
         lists: list_choices(&mut conn).await?,
+        layouts: layout_choices(&mut conn).await?,
+        groups: group_choices(&mut conn, &shown).await?,
+        form: shown,
         status: c.status.as_str(),
         status_reason: c.status_reason.clone(),
         send_at: c
@@ -279,9 +335,18 @@ pub(crate) async fn campaign_page(
         },
         preview,
         progress,
+        timeline,
         dkim: Some(DkimSigning::for_sender(&keys, &c.fields.from_email).note),
         notice: None,
         problem: None,
+        can_retry: can_edit
+            && failed > 0
+            && matches!(
+                c.status,
+                CampaignStatus::Running | CampaignStatus::Paused | CampaignStatus::Finished
+            ),
+        can_delete: can_edit
+            && !matches!(c.status, CampaignStatus::Running | CampaignStatus::Paused),
     })
 }
 

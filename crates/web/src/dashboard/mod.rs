@@ -13,7 +13,9 @@
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
-//!   `campaign_progress` the progress bar the page polls while sending.
+//!   `campaign_progress` the progress bar the page polls while sending;
+//!   `campaign_timeline` the chart of deliveries over time;
+//!   `campaign_deliveries` who got it and why, retrying failures, deleting.
 //! - `placeholder`: navigation entries whose pages are still to come.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
 //!
@@ -22,8 +24,10 @@
 
 mod assets;
 mod campaign_actions;
+mod campaign_deliveries;
 mod campaign_form;
 mod campaign_progress;
+mod campaign_timeline;
 mod campaigns;
 mod chart;
 mod cookies;
@@ -71,6 +75,15 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
         .route("/campaigns/{id}/progress", get(campaign_progress::show))
+        .route(
+            "/campaigns/{id}/deliveries",
+            get(campaign_deliveries::index),
+        )
+        .route(
+            "/campaigns/{id}/deliveries/retry",
+            post(campaign_deliveries::retry),
+        )
+        .route("/campaigns/{id}/delete", post(campaign_deliveries::delete))
         .route("/templates", get(placeholder::show))
         .route("/import", get(placeholder::show))
         .route("/settings", get(placeholder::show))

@@ -1,12 +1,15 @@
 //! The session layer in front of every signed-in page: finds the session
-//! from its cookie, sends visitors without one to the login page, and
-//! refuses changing requests that lack the session's CSRF token.
+//! from its cookie, sends visitors without one to the login page, refuses
+//! what the user's role may never do (a viewer changing anything, anyone
+//! but an admin in settings), and refuses changing requests that lack the
+//! session's CSRF token.
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use postino_db::sessions;
+use postino_domain::Role;
 
 use super::page::{PageError, SignedIn};
 use super::{cookies, csrf};
@@ -29,6 +32,15 @@ pub(crate) async fn require_session(
     let Some(session) = session else {
         return to_login(&req);
     };
+    // Handlers check the role too; this floor holds for any route added
+    // later, and refuses before a body is read.
+    if !session
+        .user
+        .role
+        .allows(role_needed(req.method(), req.uri().path()))
+    {
+        return PageError::Forbidden.into_response();
+    }
     let mut req = if csrf::needs_token(req.method()) {
         match csrf::verify(req, &session.csrf_token, state.settings.max_body_bytes).await {
             Some(req) => req,
@@ -72,6 +84,18 @@ fn to_login(req: &Request) -> Response {
     response
 }
 
+/// The least role a request needs: settings are for admins, changes for
+/// editors (signing out aside), reading for everyone.
+fn role_needed(method: &Method, path: &str) -> Role {
+    if path == "/settings" || path.starts_with("/settings/") {
+        Role::Admin
+    } else if csrf::needs_token(method) && path != "/logout" {
+        Role::Editor
+    } else {
+        Role::Viewer
+    }
+}
+
 /// `/login`, remembering `back` when it is worth returning to.
 pub(crate) fn login_url(back: &str) -> String {
     let back = safe_next(back);
@@ -108,6 +132,16 @@ mod tests {
         assert_eq!(safe_next("/a\r\nLocation: x"), "/");
         assert_eq!(safe_next("/logout"), "/");
         assert_eq!(safe_next(""), "/");
+    }
+
+    #[test]
+    fn settings_need_an_admin_changes_an_editor_and_reading_anyone() {
+        assert_eq!(role_needed(&Method::GET, "/settings"), Role::Admin);
+        assert_eq!(role_needed(&Method::POST, "/settings/users"), Role::Admin);
+        assert_eq!(role_needed(&Method::GET, "/settingsx"), Role::Viewer);
+        assert_eq!(role_needed(&Method::POST, "/lists"), Role::Editor);
+        assert_eq!(role_needed(&Method::POST, "/logout"), Role::Viewer);
+        assert_eq!(role_needed(&Method::GET, "/campaigns/x"), Role::Viewer);
     }
 
     #[test]
