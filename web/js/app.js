@@ -59,3 +59,13 @@ document.addEventListener("submit", (event) => {
     form.elements.namedItem("tz_offset").value = String(when.getTimezoneOffset());
   }
 });
+
+// A search form sends only the conditions that are set, so the address htmx
+// puts in the history reads like the links the page itself makes.
+document.addEventListener("htmx:configRequest", (event) => {
+  const form = event.detail.elt;
+  if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-drop-empty")) return;
+  for (const field of form.elements) {
+    if (field.name && String(field.value).trim() === "") delete event.detail.parameters[field.name];
+  }
+});
