@@ -606,10 +606,19 @@ async fn dashboard_subscribers_a_viewer_sees_no_controls_and_every_change_is_ref
         ),
         (format!("/subscribers/{id}/lists/{list}/remove"), vec![]),
         (format!("/subscribers/{id}/delete"), vec![]),
+        (
+            "/subscribers/bulk".to_owned(),
+            vec![("ids", id), ("action", "delete"), ("list", "")],
+        ),
     ];
 
     // Assert
     assert!(page.text.contains("ann@example.com"));
+    let table = viewer.get("/subscribers").await.expect(StatusCode::OK);
+    assert!(
+        !table.text.contains("bulk-form"),
+        "a viewer gets no bulk form"
+    );
     for control in ["edit-subscriber", "blocklist", "delete", "add-to-list"] {
         assert!(
             !page.text.contains(&format!(r#"data-testid="{control}""#)),
@@ -663,5 +672,94 @@ async fn dashboard_subscribers_a_change_without_the_csrf_token_is_refused() {
         app.count("SELECT count(*) FROM subscribers WHERE status = 'enabled'")
             .await,
         1
+    );
+}
+
+#[tokio::test]
+async fn dashboard_subscribers_ticked_rows_are_changed_in_bulk_and_the_search_is_kept() {
+    // Arrange
+    let app = spawn_app().await;
+    let list = app.create_list("News", "single").await;
+    seed_readers(&app, 5).await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let csrf = editor.csrf_token().await;
+    let table = editor
+        .get("/subscribers?email=reader")
+        .await
+        .expect(StatusCode::OK);
+    assert!(table.text.contains(r#"data-testid="bulk-form""#));
+    let back = between(&table.text, r#"name="back" value=""#, "\"");
+    let (one, two, three) = (
+        subscriber_id(&app, "reader1@example.com").await,
+        subscriber_id(&app, "reader2@example.com").await,
+        subscriber_id(&app, "reader3@example.com").await,
+    );
+    let bulk = |action: &'static str, ids: Vec<String>, list: String| {
+        let mut fields = vec![
+            ("csrf_token".to_owned(), csrf.clone()),
+            ("back".to_owned(), back.clone()),
+            ("action".to_owned(), action.to_owned()),
+            ("list".to_owned(), list),
+        ];
+        fields.extend(ids.into_iter().map(|id| ("ids".to_owned(), id)));
+        let client = editor.client.clone();
+        let url = format!("{}/subscribers/bulk", editor.base);
+        async move { client.post(url).form(&fields).send().await.unwrap() }
+    };
+
+    // Act
+    let added = bulk("add_to_list", vec![one.clone(), two.clone()], list.clone()).await;
+    let blocked = bulk("blocklist", vec![two.clone(), three.clone()], String::new()).await;
+    let no_list = bulk("remove_from_list", vec![one.clone()], String::new()).await;
+    let deleted = bulk("delete", vec![one.clone(), three.clone()], String::new()).await;
+    let none = bulk("delete", Vec::new(), String::new()).await;
+
+    // Assert
+    for (reply, to) in [
+        (
+            &added,
+            "/subscribers?email=reader&notice=bulk-added&affected=2",
+        ),
+        (
+            &blocked,
+            "/subscribers?email=reader&notice=bulk-blocklisted&affected=2",
+        ),
+        (&no_list, "/subscribers?email=reader&notice=choose-list"),
+        (
+            &deleted,
+            "/subscribers?email=reader&notice=bulk-deleted&affected=2",
+        ),
+        (&none, "/subscribers?email=reader&notice=none-ticked"),
+    ] {
+        assert_eq!(reply.status(), StatusCode::SEE_OTHER);
+        assert_eq!(reply.headers()["location"], to);
+    }
+    let remaining: Vec<String> =
+        sqlx::query_scalar("SELECT email || ':' || status FROM subscribers ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        remaining,
+        [
+            "reader2@example.com:blocklisted",
+            "reader4@example.com:enabled",
+            "reader5@example.com:enabled"
+        ]
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscriber_lists WHERE status = 'unsubscribed'")
+            .await,
+        1,
+        "the blocklisted member of News is unsubscribed from it"
+    );
+    let page = editor
+        .get("/subscribers?email=reader&notice=bulk-deleted&affected=2")
+        .await
+        .expect(StatusCode::OK);
+    assert!(
+        page.text.contains("2 subscribers were deleted."),
+        "{}",
+        page.text
     );
 }

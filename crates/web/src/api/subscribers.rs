@@ -206,15 +206,15 @@ pub(crate) enum BulkActionKind {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkAction {
-    action: BulkActionKind,
+    pub(crate) action: BulkActionKind,
     /// Up to 10,000 subscriber ids; unknown ids are ignored.
-    ids: Option<Vec<Uuid>>,
+    pub(crate) ids: Option<Vec<Uuid>>,
     /// Everyone matching; must have at least one condition.
-    filter: Option<FilterBody>,
+    pub(crate) filter: Option<FilterBody>,
     /// The list, for `add_to_list` and `remove_from_list`.
-    list: Option<Uuid>,
+    pub(crate) list: Option<Uuid>,
     /// For `add_to_list`: the membership status (default: the list's default).
-    status: Option<MembershipStatus>,
+    pub(crate) status: Option<MembershipStatus>,
 }
 
 /// How many subscribers a bulk action changed.
@@ -617,6 +617,14 @@ async fn bulk_action(
     ApiJson(body): ApiJson<BulkAction>,
 ) -> Result<Json<BulkResult>, WebError> {
     let mut tx = state.db.begin().await?;
+    let affected = bulk(&mut tx, body).await?;
+    tx.commit().await?;
+    Ok(Json(BulkResult { affected }))
+}
+
+/// Checks and applies one bulk action; returns how many subscribers it
+/// changed. Several statements: run it in a transaction.
+pub(crate) async fn bulk(conn: &mut PgConnection, body: BulkAction) -> Result<u64, WebError> {
     let selection = match (body.ids, body.filter) {
         (Some(ids), None) => {
             if ids.is_empty() || ids.len() > MAX_BULK_IDS {
@@ -628,7 +636,7 @@ async fn bulk_action(
             Selection::Ids(ids)
         }
         (None, Some(filter)) => {
-            let filter = filter_from(&mut tx, "filter.", filter).await?;
+            let filter = filter_from(conn, "filter.", filter).await?;
             if filter.is_empty() {
                 return Err(WebError::invalid(
                     "filter",
@@ -649,7 +657,7 @@ async fn bulk_action(
         BulkActionKind::AddToList | BulkActionKind::RemoveFromList
     );
     let list = match (needs_list, body.list) {
-        (true, Some(uuid)) => Some(list_id(&mut tx, "list", uuid).await?),
+        (true, Some(uuid)) => Some(list_id(conn, "list", uuid).await?),
         (true, None) => return Err(WebError::invalid("list", "is required for this action")),
         (false, Some(_)) => {
             return Err(WebError::invalid(
@@ -663,8 +671,8 @@ async fn bulk_action(
         return Err(WebError::invalid("status", "is only used by add_to_list"));
     }
     let affected = match (body.action, list) {
-        (BulkActionKind::Blocklist, _) => subscribers::blocklist_many(&mut tx, &selection).await?,
-        (BulkActionKind::Delete, _) => subscribers::delete_many(&mut tx, &selection).await?,
+        (BulkActionKind::Blocklist, _) => subscribers::blocklist_many(conn, &selection).await?,
+        (BulkActionKind::Delete, _) => subscribers::delete_many(conn, &selection).await?,
         (BulkActionKind::AddToList, Some((list_id, opt_in))) => {
             let existing = if body.status.is_some() {
                 Existing::Overwrite
@@ -672,17 +680,16 @@ async fn bulk_action(
                 Existing::Keep
             };
             let status = body.status.unwrap_or(default_status(opt_in));
-            subscribers::add_many_to_list(&mut tx, &selection, list_id, status, existing).await?
+            subscribers::add_many_to_list(conn, &selection, list_id, status, existing).await?
         }
         (BulkActionKind::RemoveFromList, Some((list_id, _))) => {
-            subscribers::remove_many_from_list(&mut tx, &selection, list_id).await?
+            subscribers::remove_many_from_list(conn, &selection, list_id).await?
         }
         (BulkActionKind::AddToList | BulkActionKind::RemoveFromList, None) => {
             return Err(WebError::invalid("list", "is required for this action"));
         }
     };
-    tx.commit().await?;
-    Ok(Json(BulkResult { affected }))
+    Ok(affected)
 }
 
 /// Download everything held on one subscriber, as JSON.

@@ -12,8 +12,9 @@
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
 //! - `subscribers`: the searchable table and its CSV export;
 //!   `subscriber_search` reads the search form into the API's filter;
-//!   `subscriber` one subscriber's page; `subscriber_actions` editing,
-//!   blocklisting, lists and deleting.
+//!   `subscriber_bulk` acts on the rows ticked in it; `subscriber` one
+//!   subscriber's page; `subscriber_actions` editing, blocklisting, lists
+//!   and deleting.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
@@ -40,6 +41,7 @@ mod placeholder;
 mod session;
 mod subscriber;
 mod subscriber_actions;
+mod subscriber_bulk;
 mod subscriber_search;
 mod subscribers;
 
@@ -62,6 +64,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/lists/{id}/delete", post(lists::delete))
         .route("/subscribers", get(subscribers::index))
         .route("/subscribers/export.csv", get(subscribers::export))
+        .route("/subscribers/bulk", post(subscriber_bulk::apply))
         .route(
             "/subscribers/{id}",
             get(subscriber::show).post(subscriber_actions::update),

@@ -75,7 +75,7 @@ impl SearchForm {
                     "email" => "E-mail address",
                     "list" => "List",
                     "list_status" => "Status on that list",
-                    "status" => "Subscriber",
+                    "status" => "Subscriber status",
                     "attributes" => "Attributes",
                     "created_from" => "Added from",
                     _ => "Added until",

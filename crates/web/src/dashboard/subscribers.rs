@@ -15,10 +15,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use postino_db::lists;
 use postino_db::subscribers::{self, Subscriber};
-use postino_domain::PageSize;
+use postino_domain::{PageSize, Role};
 use uuid::Uuid;
 
-use super::page::{Layout, PageError, SignedIn, render};
+use super::page::{Layout, PageError, SignedIn, grouped, render};
 use super::subscriber_search::{SearchForm, Start};
 use crate::AppState;
 use crate::api::exports::stream_csv;
@@ -33,7 +33,7 @@ struct SubscribersPage {
     form: SearchForm,
     lists: Vec<(Uuid, String)>,
     r: Results,
-    notice: Option<&'static str>,
+    notice: Option<String>,
 }
 
 /// The table under the form, alone, for htmx to swap in.
@@ -54,6 +54,16 @@ struct Results {
     export_href: String,
     previous: Option<String>,
     next: Option<String>,
+    /// The controls for acting on ticked rows, for editors.
+    bulk: Option<Bulk>,
+}
+
+/// What the bulk form needs.
+struct Bulk {
+    csrf_token: String,
+    lists: Vec<(Uuid, String)>,
+    /// This page, to come back to afterwards.
+    back: String,
 }
 
 /// A subscriber as their table row shows them.
@@ -95,14 +105,40 @@ pub(crate) struct IndexQuery {
     form: SearchForm,
     #[serde(default)]
     notice: String,
+    /// How many subscribers a bulk action changed. Text, since numbers do
+    /// not survive `flatten` in a query string.
+    #[serde(default)]
+    affected: String,
 }
 
-/// Fixed messages only: the query string is not echoed into the page.
-fn notice(key: &str) -> Option<&'static str> {
-    match key {
-        "deleted" => Some("The subscriber was deleted, with everything Postino held on them."),
-        _ => None,
-    }
+/// Fixed messages only, and a number: the query string is not echoed into
+/// the page.
+fn notice(key: &str, affected: Option<u64>) -> Option<String> {
+    let people = |n: u64| {
+        if n == 1 {
+            "1 subscriber was".to_owned()
+        } else {
+            format!(
+                "{} subscribers were",
+                grouped(i64::try_from(n).unwrap_or(i64::MAX))
+            )
+        }
+    };
+    let n = affected.unwrap_or(0);
+    let text = match key {
+        "deleted" => "The subscriber was deleted, with everything Postino held on them.".to_owned(),
+        "bulk-deleted" => format!("{} deleted.", people(n)),
+        "bulk-blocklisted" => format!(
+            "{} blocklisted and unsubscribed from every list.",
+            people(n)
+        ),
+        "bulk-added" => format!("{} added to the list.", people(n)),
+        "bulk-removed" => format!("{} taken off the list.", people(n)),
+        "none-ticked" => "Tick the subscribers to act on first.".to_owned(),
+        "choose-list" => "Choose the list as well.".to_owned(),
+        _ => return None,
+    };
+    Some(text)
 }
 
 pub(crate) async fn index(
@@ -112,6 +148,11 @@ pub(crate) async fn index(
     Query(query): Query<IndexQuery>,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
+    let lists: Vec<(Uuid, String)> = lists::choices(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(id, name, _)| (id, name))
+        .collect();
     let (form, results) = match query.form.resolve(&mut conn).await {
         Ok((form, filter)) => {
             let size = PageSize::parse(Some(PAGE_SIZE)).unwrap_or_default();
@@ -128,6 +169,15 @@ pub(crate) async fn index(
                 export_href: form.export_href(),
                 previous: page.previous.map(|c| form.href(Some(("before", c)))),
                 next: page.next.map(|c| form.href(Some(("after", c)))),
+                bulk: signed_in.require(Role::Editor).is_ok().then(|| Bulk {
+                    csrf_token: signed_in.0.csrf_token.clone(),
+                    lists: lists.clone(),
+                    back: match form.start() {
+                        Start::First => form.href(None),
+                        Start::After(c) => form.href(Some(("after", c))),
+                        Start::Before(c) => form.href(Some(("before", c))),
+                    },
+                }),
             };
             (form, results)
         }
@@ -140,6 +190,7 @@ pub(crate) async fn index(
                 export_href: String::new(),
                 previous: None,
                 next: None,
+                bulk: None,
             };
             (*form, results)
         }
@@ -156,17 +207,12 @@ pub(crate) async fn index(
     } else {
         StatusCode::OK
     };
-    let lists = lists::choices(&mut conn)
-        .await?
-        .into_iter()
-        .map(|(id, name, _)| (id, name))
-        .collect();
     let page = SubscribersPage {
         layout: signed_in.layout("subscribers", "Subscribers"),
         form,
         lists,
         r: results,
-        notice: notice(&query.notice),
+        notice: notice(&query.notice, query.affected.parse().ok()),
     };
     Ok(render(status, &page))
 }
