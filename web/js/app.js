@@ -66,3 +66,33 @@ document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
+
+// A search form sends only the conditions that are set, so the address htmx
+// puts in the history reads like the links the page itself makes.
+document.addEventListener("htmx:configRequest", (event) => {
+  const form = event.detail.elt;
+  if (!(form instanceof HTMLFormElement) || !form.hasAttribute("data-drop-empty")) return;
+  for (const field of form.elements) {
+    if (field.name && String(field.value).trim() === "") delete event.detail.parameters[field.name];
+  }
+});
+
+// The subscribers table: one box ticks the whole page, and deleting the
+// ticked rows asks first (without JavaScript the form still works).
+document.addEventListener("change", (event) => {
+  const all = event.target.closest("[data-select-all]");
+  if (!all || !all.form) return;
+  all.form.querySelectorAll('input[name="ids"]').forEach((box) => {
+    box.checked = all.checked;
+  });
+});
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-bulk]");
+  if (!form || form.elements.namedItem("action").value !== "delete") return;
+  const ticked = form.querySelectorAll('input[name="ids"]:checked').length;
+  if (ticked === 0) return;
+  const who = ticked === 1 ? "1 subscriber" : `${ticked} subscribers`;
+  if (!window.confirm(`Delete ${who} with everything Postino holds on them? This cannot be undone.`)) {
+    event.preventDefault();
+  }
+});

@@ -149,6 +149,46 @@ try {
   await shoot(page, "list-edit");
   await Promise.all([page.waitForURL(`${base}/lists`), page.click("text=Cancel")]);
 
+  // --- subscribers ---
+  step = "open the subscribers page from the navigation";
+  await Promise.all([page.waitForURL(`${base}/subscribers`), page.click("nav >> text=Subscribers")]);
+  const subscriberRows = page.locator("[data-testid=subscribers-table] tbody tr");
+  check((await subscriberRows.count()) === 50, `the first page holds ${await subscriberRows.count()} rows, not 50`);
+  check(await page.isVisible("[data-testid=page-next]"), "no link to the next page");
+
+  step = "search as you type narrows the table without a page load";
+  await page.evaluate(() => {
+    window.stillTheSamePage = true;
+  });
+  await page.fill('[data-testid=subscriber-search] input[name="email"]', "reader123");
+  await page.waitForURL(`${base}/subscribers?email=reader123`);
+  await page.waitForFunction(
+    () => document.querySelectorAll("[data-testid=subscribers-table] tbody tr").length === 11,
+  );
+  check(await page.evaluate(() => window.stillTheSamePage === true), "searching reloaded the page");
+  check(!(await page.isVisible("[data-testid=page-next]")), "eleven matches need no second page");
+  await shoot(page, "subscribers");
+
+  step = "open a subscriber";
+  await Promise.all([
+    page.waitForURL(/\/subscribers\/[0-9a-f-]+$/),
+    page.click('[data-testid=subscribers-table] a:has-text("reader1234@example.com")'),
+  ]);
+  check((await page.textContent("[data-testid=subscriber-status]")).trim() === "enabled", "they are not shown as enabled");
+  check(await page.isVisible("[data-testid=memberships] >> text=Customers"), "their list is not shown");
+  check(await page.isVisible("[data-testid=deliveries] >> text=Autumn newsletter"), "their deliveries are not shown");
+  check(await page.isVisible("[data-testid=bounces] >> text=Mailbox full"), "their bounce is not shown");
+  await shoot(page, "subscriber");
+
+  step = "blocklist a subscriber and see the status change";
+  await Promise.all([page.waitForURL(/\?notice=blocklisted$/), page.click("[data-testid=blocklist]")]);
+  check((await page.textContent("[data-testid=subscriber-status]")).trim() === "blocklisted", "the status did not change");
+  check(await page.isVisible("[data-testid=unblocklist]"), "no way to enable them again");
+  check(
+    (await page.textContent("[data-testid=memberships]")).includes("unsubscribed"),
+    "blocklisting did not unsubscribe them",
+  );
+
   step = "open the campaigns page";
   await Promise.all([page.waitForURL(`${base}/campaigns`), page.click("nav >> text=Campaigns")]);
   await page.waitForSelector("[data-testid=campaigns-table]");

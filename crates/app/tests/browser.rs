@@ -134,6 +134,13 @@ async fn seed_history(pool: &sqlx::PgPool) {
          SELECT l.id, s.id, 'confirmed' FROM lists l
          JOIN subscribers s ON s.email IN (SELECT 'reader' || n || '@example.com' FROM generate_series(1, 40) n)
          WHERE l.name = 'Early readers'",
+        // One reader with a history worth a page: attributes, a bounce.
+        "UPDATE subscribers SET attributes = '{\"city\": \"Rome\", \"plan\": \"pro\", \"orders\": 7}'
+         WHERE email = 'reader1234@example.com'",
+        "INSERT INTO bounces (subscriber_id, campaign_id, kind, source, code, reply)
+         SELECT s.id, c.id, 'soft', 'smtp', 452, '4.2.2 Mailbox full, try again later'
+         FROM subscribers s, campaigns c
+         WHERE s.email = 'reader1234@example.com' AND c.name = 'Black Friday preview'",
     ];
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -211,6 +218,8 @@ async fn dashboard_works_in_a_real_browser() {
         "overview",
         "lists",
         "list-edit",
+        "subscribers",
+        "subscriber",
         "campaigns",
         "campaign-editor",
         "campaign-editor-phone-preview",

@@ -10,6 +10,7 @@
 //! - [`pool`] — connection settings, creating the database when missing, migrations.
 //! - [`lists`] — mailing lists and their subscriber counts.
 //! - [`subscribers`] — subscribers, list memberships, search, bulk actions, export.
+//! - [`activity`] — one subscriber's deliveries, bounces and subscription events.
 //! - [`templates`] — layouts that wrap campaign bodies.
 //! - [`campaigns`] — campaigns, their lists and lifecycle transitions.
 //! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod activity;
 pub mod api_tokens;
 pub mod campaigns;
 pub mod deliveries;

@@ -161,6 +161,22 @@ pub async fn all(conn: &mut PgConnection) -> Result<Vec<List>, DbError> {
     rows.into_iter().map(List::try_from).collect()
 }
 
+/// Every list's public id, name and opt-in, oldest first, without counts:
+/// for menus, which must not count a million memberships to draw.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails, [`DbError::Corrupt`] for an
+/// unknown stored opt-in.
+pub async fn choices(conn: &mut PgConnection) -> Result<Vec<(Uuid, String, OptIn)>, DbError> {
+    let rows = sqlx::query!("SELECT uuid, name, opt_in FROM lists ORDER BY id")
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| Ok((r.uuid, r.name, r.opt_in.parse()?)))
+        .collect()
+}
+
 /// One list by public id.
 ///
 /// # Errors

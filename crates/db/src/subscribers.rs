@@ -143,6 +143,18 @@ pub struct Page {
     pub items: Vec<Subscriber>,
     /// Where the next page starts, if there is one.
     pub next: Option<Cursor>,
+    /// Where the previous page ends, if there is one: pass it to
+    /// [`search_before`].
+    pub previous: Option<Cursor>,
+}
+
+/// Which side of its cursor a page is read from.
+#[derive(Debug, Clone, Copy)]
+enum Bound {
+    /// Keys above this one, ascending.
+    After(i64),
+    /// Keys below this one, read descending from it.
+    Before(i64),
 }
 
 #[derive(sqlx::FromRow)]
@@ -429,6 +441,61 @@ pub async fn search(
     limit: PageSize,
 ) -> Result<Page, DbError> {
     let after = cursor.map_or(0, Cursor::key);
+    let (items, has_more) = read_page(conn, filter, Bound::After(after), limit).await?;
+    let next = if has_more {
+        items.last().map(|s| Cursor::after(s.id))
+    } else {
+        None
+    };
+    // Having come from a cursor, there were rows before this page.
+    let previous = cursor.and(items.first()).map(|s| Cursor::after(s.id));
+    Ok(Page {
+        items,
+        next,
+        previous,
+    })
+}
+
+/// The page of subscribers matching `filter` that ends just before `cursor`
+/// (the `previous` of a [`Page`]), in id order: paging back through exactly
+/// the pages [`search`] walked forward.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn search_before(
+    conn: &mut PgConnection,
+    filter: &SubscriberFilter,
+    cursor: Cursor,
+    limit: PageSize,
+) -> Result<Page, DbError> {
+    let (items, has_more) = read_page(conn, filter, Bound::Before(cursor.key()), limit).await?;
+    let previous = if has_more {
+        items.first().map(|s| Cursor::after(s.id))
+    } else {
+        None
+    };
+    // The row at the cursor (or one after it) is what the reader came from.
+    let next = items.last().map(|s| Cursor::after(s.id));
+    Ok(Page {
+        items,
+        next,
+        previous,
+    })
+}
+
+/// Up to `limit` matching subscribers beyond `bound`, in id order, and
+/// whether more lie beyond them in the same direction.
+async fn read_page(
+    conn: &mut PgConnection,
+    filter: &SubscriberFilter,
+    bound: Bound,
+    limit: PageSize,
+) -> Result<(Vec<Subscriber>, bool), DbError> {
+    let (op, order, key) = match bound {
+        Bound::After(key) => (" > ", "", key),
+        Bound::Before(key) => (" < ", " DESC", key),
+    };
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT s.id, s.uuid, s.email, s.name, s.attributes, s.status, s.created_at, s.updated_at ",
     );
@@ -441,30 +508,32 @@ pub async fn search(
         // rows deep cost 86 times page 1; with it, the same).
         qb.push("FROM subscriber_lists sl JOIN subscribers s ON s.id = sl.subscriber_id WHERE sl.list_id = ")
             .push_bind(list_id)
-            .push(" AND sl.subscriber_id > ")
-            .push_bind(after)
-            .push(" AND s.id > ")
-            .push_bind(after);
+            .push(" AND sl.subscriber_id")
+            .push(op)
+            .push_bind(key)
+            .push(" AND s.id")
+            .push(op)
+            .push_bind(key);
         if let Some(status) = filter.list_status {
             qb.push(" AND sl.status = ").push_bind(status.as_str());
         }
         push_conditions(&mut qb, filter);
-        qb.push(" ORDER BY sl.subscriber_id");
+        qb.push(" ORDER BY sl.subscriber_id").push(order);
     } else {
-        qb.push("FROM subscribers s WHERE s.id > ").push_bind(after);
+        qb.push("FROM subscribers s WHERE s.id")
+            .push(op)
+            .push_bind(key);
         push_conditions(&mut qb, filter);
-        qb.push(" ORDER BY s.id");
+        qb.push(" ORDER BY s.id").push(order);
     }
-    // One extra row tells whether a next page exists without a count.
+    // One extra row tells whether another page exists without a count.
     qb.push(" LIMIT ").push_bind(limit.get() + 1);
     let mut rows: Vec<SubscriberRow> = qb.build_query_as().fetch_all(&mut *conn).await?;
     let has_more = rows.len() > usize::try_from(limit.get()).unwrap_or(usize::MAX);
     rows.truncate(usize::try_from(limit.get()).unwrap_or(usize::MAX));
-    let next = if has_more {
-        rows.last().map(|r| Cursor::after(r.id))
-    } else {
-        None
-    };
+    if matches!(bound, Bound::Before(_)) {
+        rows.reverse();
+    }
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let mut memberships = memberships_of(conn, &ids).await?;
     let items = rows
@@ -474,7 +543,7 @@ pub async fn search(
             row.into_subscriber(m)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page { items, next })
+    Ok((items, has_more))
 }
 
 /// Pushes `SELECT s.id FROM subscribers s WHERE …` for a selection.

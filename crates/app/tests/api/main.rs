@@ -8,6 +8,7 @@ mod dashboard;
 mod dashboard_authz;
 mod dashboard_campaign_results;
 mod dashboard_campaigns;
+mod dashboard_subscribers;
 mod dkim;
 mod dkimpy;
 mod helpers;

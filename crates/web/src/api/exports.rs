@@ -75,7 +75,8 @@ struct Cursor {
     done: bool,
 }
 
-fn stream_csv(pool: PgPool, filter: SubscriberFilter, file_name: &str) -> Response {
+/// Streams everyone matching `filter` as a CSV download named `file_name`.
+pub(crate) fn stream_csv(pool: PgPool, filter: SubscriberFilter, file_name: &str) -> Response {
     let start = Cursor {
         pool,
         filter,

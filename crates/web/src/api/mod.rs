@@ -12,12 +12,12 @@
 pub(crate) mod campaigns;
 pub(crate) mod deliveries;
 pub(crate) mod dkim_keys;
-mod exports;
+pub(crate) mod exports;
 mod imports;
 mod limits;
 mod lists;
 mod smtp_servers;
-mod subscribers;
+pub(crate) mod subscribers;
 mod templates;
 mod tokens;
 

@@ -206,15 +206,15 @@ pub(crate) enum BulkActionKind {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct BulkAction {
-    action: BulkActionKind,
+    pub(crate) action: BulkActionKind,
     /// Up to 10,000 subscriber ids; unknown ids are ignored.
-    ids: Option<Vec<Uuid>>,
+    pub(crate) ids: Option<Vec<Uuid>>,
     /// Everyone matching; must have at least one condition.
-    filter: Option<FilterBody>,
+    pub(crate) filter: Option<FilterBody>,
     /// The list, for `add_to_list` and `remove_from_list`.
-    list: Option<Uuid>,
+    pub(crate) list: Option<Uuid>,
     /// For `add_to_list`: the membership status (default: the list's default).
-    status: Option<MembershipStatus>,
+    pub(crate) status: Option<MembershipStatus>,
 }
 
 /// How many subscribers a bulk action changed.
@@ -464,10 +464,15 @@ async fn get_subscriber(
     IdPath(id): IdPath,
 ) -> Result<Json<SubscriberResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let subscriber = subscribers::get(&mut conn, id)
-        .await
-        .map_err(subscriber_not_found)?;
+    let subscriber = get(&mut conn, id).await?;
     Ok(Json(subscriber.into()))
+}
+
+/// Subscriber `id` with their memberships.
+pub(crate) async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Subscriber, WebError> {
+    subscribers::get(conn, id)
+        .await
+        .map_err(subscriber_not_found)
 }
 
 /// Change a subscriber.
@@ -489,11 +494,21 @@ async fn update_subscriber(
         status: body.status,
     };
     let mut tx = state.db.begin().await?;
-    let subscriber = subscribers::update(&mut tx, id, &changes)
-        .await
-        .map_err(subscriber_not_found)?;
+    let subscriber = update(&mut tx, id, &changes).await?;
     tx.commit().await?;
     Ok(Json(subscriber.into()))
+}
+
+/// Applies `changes` to subscriber `id`; blocklisting also unsubscribes them
+/// from every list, so run it in a transaction.
+pub(crate) async fn update(
+    conn: &mut PgConnection,
+    id: Uuid,
+    changes: &SubscriberChanges,
+) -> Result<Subscriber, WebError> {
+    subscribers::update(conn, id, changes)
+        .await
+        .map_err(subscriber_not_found)
 }
 
 /// Delete a subscriber and their memberships.
@@ -505,10 +520,17 @@ async fn delete_subscriber(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    subscribers::delete(&mut conn, id)
-        .await
-        .map_err(subscriber_not_found)?;
+    erase(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes subscriber `id` with everything Postino holds on them.
+pub(crate) async fn erase(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
+    // Every table holding personal data references subscribers with ON DELETE
+    // CASCADE, so deleting the row erases all of it in one statement.
+    subscribers::delete(conn, id)
+        .await
+        .map_err(subscriber_not_found)
 }
 
 /// Add a subscriber to lists.
@@ -522,23 +544,35 @@ async fn add_to_lists(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<AddToLists>,
 ) -> Result<Json<SubscriberResponse>, WebError> {
-    if body.lists.is_empty() {
+    let mut tx = state.db.begin().await?;
+    let subscriber = add_to_lists_with(&mut tx, id, &body.lists, body.status).await?;
+    tx.commit().await?;
+    Ok(Json(subscriber.into()))
+}
+
+/// Adds subscriber `id` to `lists`. With a status, existing memberships take
+/// it too (this is how someone is unsubscribed from one list); without one,
+/// new memberships get each list's default and existing ones are left alone.
+pub(crate) async fn add_to_lists_with(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lists: &[Uuid],
+    status: Option<MembershipStatus>,
+) -> Result<Subscriber, WebError> {
+    if lists.is_empty() {
         return Err(WebError::invalid("lists", "must name at least one list"));
     }
-    let mut tx = state.db.begin().await?;
-    let subscriber_id = subscribers::id_of(&mut tx, id)
+    let subscriber_id = subscribers::id_of(conn, id)
         .await
         .map_err(subscriber_not_found)?;
-    let changes = membership_changes(&mut tx, "lists", &body.lists, body.status).await?;
-    let existing = if body.status.is_some() {
+    let changes = membership_changes(conn, "lists", lists, status).await?;
+    let existing = if status.is_some() {
         Existing::Overwrite
     } else {
         Existing::Keep
     };
-    subscribers::set_memberships(&mut tx, subscriber_id, &changes, existing).await?;
-    let subscriber = subscribers::get(&mut tx, id).await?;
-    tx.commit().await?;
-    Ok(Json(subscriber.into()))
+    subscribers::set_memberships(conn, subscriber_id, &changes, existing).await?;
+    Ok(subscribers::get(conn, id).await?)
 }
 
 /// Remove a subscriber from one list.
@@ -551,17 +585,27 @@ async fn remove_from_list(
     IdPath2(id, list): IdPath2,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    let subscriber_id = subscribers::id_of(&mut conn, id)
+    remove_from_list_with(&mut conn, id, list).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Takes subscriber `id` off `list` altogether (no unsubscribed trace kept).
+pub(crate) async fn remove_from_list_with(
+    conn: &mut PgConnection,
+    id: Uuid,
+    list: Uuid,
+) -> Result<(), WebError> {
+    let subscriber_id = subscribers::id_of(conn, id)
         .await
         .map_err(subscriber_not_found)?;
-    let Some(&(_, list_id, _)) = lists::resolve(&mut conn, &[list]).await?.first() else {
+    let Some(&(_, list_id, _)) = lists::resolve(conn, &[list]).await?.first() else {
         return Err(WebError::NotFound("list"));
     };
-    let removed = subscribers::remove_memberships(&mut conn, subscriber_id, &[list_id]).await?;
+    let removed = subscribers::remove_memberships(conn, subscriber_id, &[list_id]).await?;
     if removed == 0 {
         return Err(WebError::NotFound("membership"));
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Blocklist, delete, add to or remove from a list many subscribers at once.
@@ -573,6 +617,14 @@ async fn bulk_action(
     ApiJson(body): ApiJson<BulkAction>,
 ) -> Result<Json<BulkResult>, WebError> {
     let mut tx = state.db.begin().await?;
+    let affected = bulk(&mut tx, body).await?;
+    tx.commit().await?;
+    Ok(Json(BulkResult { affected }))
+}
+
+/// Checks and applies one bulk action; returns how many subscribers it
+/// changed. Several statements: run it in a transaction.
+pub(crate) async fn bulk(conn: &mut PgConnection, body: BulkAction) -> Result<u64, WebError> {
     let selection = match (body.ids, body.filter) {
         (Some(ids), None) => {
             if ids.is_empty() || ids.len() > MAX_BULK_IDS {
@@ -584,7 +636,7 @@ async fn bulk_action(
             Selection::Ids(ids)
         }
         (None, Some(filter)) => {
-            let filter = filter_from(&mut tx, "filter.", filter).await?;
+            let filter = filter_from(conn, "filter.", filter).await?;
             if filter.is_empty() {
                 return Err(WebError::invalid(
                     "filter",
@@ -605,7 +657,7 @@ async fn bulk_action(
         BulkActionKind::AddToList | BulkActionKind::RemoveFromList
     );
     let list = match (needs_list, body.list) {
-        (true, Some(uuid)) => Some(list_id(&mut tx, "list", uuid).await?),
+        (true, Some(uuid)) => Some(list_id(conn, "list", uuid).await?),
         (true, None) => return Err(WebError::invalid("list", "is required for this action")),
         (false, Some(_)) => {
             return Err(WebError::invalid(
@@ -619,8 +671,8 @@ async fn bulk_action(
         return Err(WebError::invalid("status", "is only used by add_to_list"));
     }
     let affected = match (body.action, list) {
-        (BulkActionKind::Blocklist, _) => subscribers::blocklist_many(&mut tx, &selection).await?,
-        (BulkActionKind::Delete, _) => subscribers::delete_many(&mut tx, &selection).await?,
+        (BulkActionKind::Blocklist, _) => subscribers::blocklist_many(conn, &selection).await?,
+        (BulkActionKind::Delete, _) => subscribers::delete_many(conn, &selection).await?,
         (BulkActionKind::AddToList, Some((list_id, opt_in))) => {
             let existing = if body.status.is_some() {
                 Existing::Overwrite
@@ -628,17 +680,16 @@ async fn bulk_action(
                 Existing::Keep
             };
             let status = body.status.unwrap_or(default_status(opt_in));
-            subscribers::add_many_to_list(&mut tx, &selection, list_id, status, existing).await?
+            subscribers::add_many_to_list(conn, &selection, list_id, status, existing).await?
         }
         (BulkActionKind::RemoveFromList, Some((list_id, _))) => {
-            subscribers::remove_many_from_list(&mut tx, &selection, list_id).await?
+            subscribers::remove_many_from_list(conn, &selection, list_id).await?
         }
         (BulkActionKind::AddToList | BulkActionKind::RemoveFromList, None) => {
             return Err(WebError::invalid("list", "is required for this action"));
         }
     };
-    tx.commit().await?;
-    Ok(Json(BulkResult { affected }))
+    Ok(affected)
 }
 
 /// Download everything held on one subscriber, as JSON.
@@ -677,11 +728,7 @@ async fn erase_subscriber(
     IdPath(id): IdPath,
 ) -> Result<Json<ErasureReceipt>, WebError> {
     let mut conn = state.db.acquire().await?;
-    // Every table holding personal data references subscribers with ON DELETE
-    // CASCADE, so deleting the row erases all of it in one statement.
-    subscribers::delete(&mut conn, id)
-        .await
-        .map_err(subscriber_not_found)?;
+    erase(&mut conn, id).await?;
     Ok(Json(ErasureReceipt {
         id,
         erased_at: Utc::now(),

@@ -10,6 +10,11 @@
 //! - `page`: the layout data, rendering, form bodies, role checks and
 //!   [`page::PageError`], the dashboard's HTML error pages.
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
+//! - `subscribers`: the searchable table and its CSV export;
+//!   `subscriber_search` reads the search form into the API's filter;
+//!   `subscriber_bulk` acts on the rows ticked in it; `subscriber` one
+//!   subscriber's page; `subscriber_actions` editing, blocklisting, lists
+//!   and deleting.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
@@ -38,6 +43,11 @@ mod overview;
 mod page;
 mod placeholder;
 mod session;
+mod subscriber;
+mod subscriber_actions;
+mod subscriber_bulk;
+mod subscriber_search;
+mod subscribers;
 
 use axum::Router;
 use axum::extract::Request;
@@ -56,7 +66,30 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/lists/{id}", post(lists::update))
         .route("/lists/{id}/edit", get(lists::edit))
         .route("/lists/{id}/delete", post(lists::delete))
-        .route("/subscribers", get(placeholder::show))
+        .route("/subscribers", get(subscribers::index))
+        .route("/subscribers/export.csv", get(subscribers::export))
+        .route("/subscribers/bulk", post(subscriber_bulk::apply))
+        .route(
+            "/subscribers/{id}",
+            get(subscriber::show).post(subscriber_actions::update),
+        )
+        .route(
+            "/subscribers/{id}/status",
+            post(subscriber_actions::set_status),
+        )
+        .route(
+            "/subscribers/{id}/lists",
+            post(subscriber_actions::add_to_list),
+        )
+        .route(
+            "/subscribers/{id}/lists/{list}/unsubscribe",
+            post(subscriber_actions::unsubscribe),
+        )
+        .route(
+            "/subscribers/{id}/lists/{list}/remove",
+            post(subscriber_actions::remove_from_list),
+        )
+        .route("/subscribers/{id}/delete", post(subscriber_actions::delete))
         .route("/campaigns", get(campaigns::index).post(campaigns::create))
         .route("/campaigns/new", get(campaigns::new))
         .route("/campaigns/preview", post(campaign_actions::preview_new))

@@ -23,11 +23,6 @@ pub(crate) async fn show(
     path: MatchedPath,
 ) -> Result<Response, PageError> {
     let (section, title, what) = match path.as_str() {
-        "/subscribers" => (
-            "subscribers",
-            "Subscribers",
-            "search, edit, blocklist and export subscribers",
-        ),
         "/templates" => (
             "templates",
             "Templates",

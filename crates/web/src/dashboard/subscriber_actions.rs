@@ -1,0 +1,205 @@
+//! What editors change on a subscriber's page: their details, blocklisting,
+//! their lists, and deleting them. Each goes through the same function as
+//! its `/api/v1/subscribers` counterpart, and each checks the role first.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use postino_db::subscribers::SubscriberChanges;
+use postino_domain::{MembershipStatus, Role, SubscriberStatus};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::page::{PageError, PageForm, SignedIn};
+use super::subscriber::{EditForm, Extras, page};
+use crate::AppState;
+use crate::api::subscribers as api;
+use crate::error::WebError;
+use crate::extract::{IdPath, IdPath2};
+
+fn back(id: Uuid, notice: &str) -> Response {
+    Redirect::to(&format!("/subscribers/{id}?notice={notice}")).into_response()
+}
+
+/// `POST /subscribers/{id}`: name, address and attributes.
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+    PageForm(form): PageForm<EditForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let shown = form.clone();
+    let edited = match form.parse() {
+        Ok(edited) => edited,
+        Err(form) => return again(&state, &signed_in, id, *form).await,
+    };
+    let changes = SubscriberChanges {
+        email: Some(edited.email),
+        name: Some(edited.name),
+        attributes: Some(edited.attributes),
+        status: None,
+    };
+    let mut tx = state.db.begin().await?;
+    match api::update(&mut tx, id, &changes).await {
+        Ok(_) => {}
+        Err(WebError::Conflict { .. }) => {
+            let form = shown.with_error(
+                "email",
+                "Another subscriber already has this address. Open theirs instead, or delete one of the two.",
+            );
+            return again(&state, &signed_in, id, form).await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(back(id, "saved"))
+}
+
+/// The page again with the form as typed and its problems named (422).
+async fn again(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: Uuid,
+    form: EditForm,
+) -> Result<Response, PageError> {
+    let extras = Extras {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        form: Some(form),
+        notice: None,
+        problem: None,
+    };
+    page(state, signed_in, id, extras).await
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct StatusForm {
+    status: String,
+}
+
+/// `POST /subscribers/{id}/status`: blocklist (which also unsubscribes them
+/// from every list) or enable again.
+pub(crate) async fn set_status(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+    PageForm(form): PageForm<StatusForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let status = form
+        .status
+        .parse::<SubscriberStatus>()
+        .map_err(|_| PageError::BadForm)?;
+    let changes = SubscriberChanges {
+        status: Some(status),
+        ..SubscriberChanges::default()
+    };
+    let mut tx = state.db.begin().await?;
+    api::update(&mut tx, id, &changes).await?;
+    tx.commit().await?;
+    Ok(back(id, status.as_str()))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct AddForm {
+    #[serde(default)]
+    list: String,
+    /// Empty for the list's own default.
+    #[serde(default)]
+    status: String,
+}
+
+/// `POST /subscribers/{id}/lists`: add them to one list.
+pub(crate) async fn add_to_list(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+    PageForm(form): PageForm<AddForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let Ok(list) = Uuid::parse_str(form.list.trim()) else {
+        return refused(&state, &signed_in, id, "Choose a list to add them to.").await;
+    };
+    let status = match form.status.as_str() {
+        "" => None,
+        raw => Some(
+            raw.parse::<MembershipStatus>()
+                .map_err(|_| PageError::BadForm)?,
+        ),
+    };
+    let mut tx = state.db.begin().await?;
+    match api::add_to_lists_with(&mut tx, id, &[list], status).await {
+        Ok(_) => {}
+        Err(WebError::Invalid(_)) => {
+            return refused(
+                &state,
+                &signed_in,
+                id,
+                "That list no longer exists. Reload the page to see the current lists.",
+            )
+            .await;
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    Ok(back(id, "added"))
+}
+
+/// `POST /subscribers/{id}/lists/{list}/unsubscribe`: they stay on the list
+/// as unsubscribed, so a later import cannot quietly add them back.
+pub(crate) async fn unsubscribe(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath2(id, list): IdPath2,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let mut tx = state.db.begin().await?;
+    api::add_to_lists_with(&mut tx, id, &[list], Some(MembershipStatus::Unsubscribed))
+        .await
+        .map_err(|e| match e {
+            WebError::Invalid(_) => WebError::NotFound("list"),
+            other => other,
+        })?;
+    tx.commit().await?;
+    Ok(back(id, "unsubscribed"))
+}
+
+/// `POST /subscribers/{id}/lists/{list}/remove`: off the list, no trace.
+pub(crate) async fn remove_from_list(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath2(id, list): IdPath2,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let mut conn = state.db.acquire().await?;
+    api::remove_from_list_with(&mut conn, id, list).await?;
+    Ok(back(id, "removed"))
+}
+
+/// `POST /subscribers/{id}/delete`: the API's erasure; back to the table.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let mut conn = state.db.acquire().await?;
+    api::erase(&mut conn, id).await?;
+    Ok(Redirect::to("/subscribers?notice=deleted").into_response())
+}
+
+async fn refused(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: Uuid,
+    problem: &str,
+) -> Result<Response, PageError> {
+    let extras = Extras {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        form: None,
+        notice: None,
+        problem: Some(problem.to_owned()),
+    };
+    page(state, signed_in, id, extras).await
+}
