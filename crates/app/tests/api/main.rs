@@ -6,6 +6,7 @@ mod auth;
 mod campaigns;
 mod dashboard;
 mod dashboard_campaigns;
+mod dashboard_imports;
 mod dkim;
 mod dkimpy;
 mod helpers;

@@ -13,7 +13,7 @@ pub(crate) mod campaigns;
 mod deliveries;
 pub(crate) mod dkim_keys;
 mod exports;
-mod imports;
+pub(crate) mod imports;
 mod limits;
 mod lists;
 mod smtp_servers;

@@ -10,6 +10,8 @@
 //! - `page`: the layout data, rendering, form bodies, role checks and
 //!   [`page::PageError`], the dashboard's HTML error pages.
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
+//! - `imports`: the CSV upload form and recent imports; `import_job` one
+//!   import's live progress, summary, bad rows and error report.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
@@ -28,6 +30,8 @@ mod campaigns;
 mod chart;
 mod cookies;
 mod csrf;
+mod import_job;
+mod imports;
 mod lists;
 mod login;
 mod overview;
@@ -36,7 +40,7 @@ mod placeholder;
 mod session;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -72,7 +76,19 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
         .route("/campaigns/{id}/progress", get(campaign_progress::show))
         .route("/templates", get(placeholder::show))
-        .route("/import", get(placeholder::show))
+        // The upload streams to disk under import.max_upload_bytes, counted
+        // by the API's upload function; the dashboard's form limit must not
+        // apply to it.
+        .route(
+            "/import",
+            get(imports::index)
+                .post(imports::create)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/import/{id}", get(import_job::show))
+        .route("/import/{id}/progress", get(import_job::progress))
+        .route("/import/{id}/errors.csv", get(import_job::errors_csv))
+        .route("/import/{id}/cancel", post(import_job::cancel))
         .route("/settings", get(placeholder::show))
         .route("/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(

@@ -33,7 +33,6 @@ pub(crate) async fn show(
             "Templates",
             "manage the layouts campaigns are wrapped in",
         ),
-        "/import" => ("import", "Import", "import subscribers from a CSV file"),
         _ => {
             signed_in.require(Role::Admin)?;
             (
