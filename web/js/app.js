@@ -59,3 +59,11 @@ document.addEventListener("submit", (event) => {
     form.elements.namedItem("tz_offset").value = String(when.getTimezoneOffset());
   }
 });
+
+// A plain form that destroys something asks first (htmx forms use
+// hx-confirm instead).
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (!form) return;
+  if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+});

@@ -183,6 +183,24 @@ try {
   await shoot(page, "import-done");
   await rm(csvDir, { recursive: true, force: true });
 
+  step = "open Templates and write one, watching its preview";
+  await Promise.all([page.waitForURL(`${base}/templates`), page.click("nav >> text=Templates")]);
+  check(await page.isVisible("text=No templates yet"), "no empty state on the templates page");
+  await Promise.all([page.waitForURL(`${base}/templates/new`), page.locator("[data-testid=new-template]").first().click()]);
+  const layoutPreview = page.frameLocator("[data-testid=preview-frame]");
+  await layoutPreview.locator("text=Hello Jane Doe").waitFor();
+  await page.fill('[data-testid=template-form] input[name="name"]', "Spring brand");
+  await page.fill(
+    '[data-testid=template-form] textarea[name="body"]',
+    '<html><body style="background:#fef6e4;padding:24px"><h2 style="color:#3553e8">Spring at the Shop</h2>\n' +
+      '{{ content }}\n<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>',
+  );
+  await layoutPreview.locator("text=Spring at the Shop").waitFor();
+  await shoot(page, "template-editor");
+  await Promise.all([page.waitForURL(`${base}/templates?notice=created`), page.click("[data-testid=save-template]")]);
+  check(await page.isVisible("[data-testid=templates-table] >> text=Spring brand"), "the new template is not listed");
+  await shoot(page, "templates");
+
   step = "open the campaigns page";
   await Promise.all([page.waitForURL(`${base}/campaigns`), page.click("nav >> text=Campaigns")]);
   await page.waitForSelector("[data-testid=campaigns-table]");

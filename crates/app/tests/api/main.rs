@@ -7,6 +7,7 @@ mod campaigns;
 mod dashboard;
 mod dashboard_campaigns;
 mod dashboard_imports;
+mod dashboard_templates;
 mod dkim;
 mod dkimpy;
 mod helpers;

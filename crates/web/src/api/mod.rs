@@ -18,7 +18,7 @@ mod limits;
 mod lists;
 mod smtp_servers;
 mod subscribers;
-mod templates;
+pub(crate) mod templates;
 mod tokens;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

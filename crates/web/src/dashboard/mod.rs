@@ -12,6 +12,8 @@
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
 //! - `imports`: the CSV upload form and recent imports; `import_job` one
 //!   import's live progress, summary, bad rows and error report.
+//! - `layouts`: `/templates`, the layouts campaigns are wrapped in, with a
+//!   live preview.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
@@ -32,6 +34,7 @@ mod cookies;
 mod csrf;
 mod import_job;
 mod imports;
+mod layouts;
 mod lists;
 mod login;
 mod overview;
@@ -75,7 +78,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         )
         .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
         .route("/campaigns/{id}/progress", get(campaign_progress::show))
-        .route("/templates", get(placeholder::show))
+        .route("/templates", get(layouts::index).post(layouts::create))
+        .route("/templates/new", get(layouts::new))
+        .route("/templates/preview", post(layouts::preview))
+        .route("/templates/{id}", get(layouts::edit).post(layouts::update))
+        .route("/templates/{id}/delete", post(layouts::delete))
         // The upload streams to disk under import.max_upload_bytes, counted
         // by the API's upload function; the dashboard's form limit must not
         // apply to it.

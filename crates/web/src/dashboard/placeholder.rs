@@ -28,11 +28,6 @@ pub(crate) async fn show(
             "Subscribers",
             "search, edit, blocklist and export subscribers",
         ),
-        "/templates" => (
-            "templates",
-            "Templates",
-            "manage the layouts campaigns are wrapped in",
-        ),
         _ => {
             signed_in.require(Role::Admin)?;
             (
