@@ -183,6 +183,12 @@ try {
   await shoot(page, "import-done");
   await rm(csvDir, { recursive: true, force: true });
 
+  step = "the import is listed under the form";
+  await Promise.all([page.waitForURL(`${base}/import`), page.click("nav >> text=Import")]);
+  const recentRow = page.locator("[data-testid=imports-table] tbody tr", { hasText: "spring-readers.csv" });
+  check((await recentRow.count()) === 1, "the import is not in the recent imports");
+  await shoot(page, "import-recent");
+
   step = "open Templates and write one, watching its preview";
   await Promise.all([page.waitForURL(`${base}/templates`), page.click("nav >> text=Templates")]);
   check(await page.isVisible("text=No templates yet"), "no empty state on the templates page");
