@@ -30,6 +30,9 @@ struct ImportsPage {
     form: UploadForm,
     recent: Vec<ImportRow>,
     max_upload: String,
+    /// For the browser's own check, before a too-large file is sent.
+    max_upload_bytes: u64,
+    too_large: String,
 }
 
 /// A list to tick.
@@ -215,6 +218,8 @@ async fn page(
         form,
         recent: recent.iter().map(ImportRow::from).collect(),
         max_upload: size(state.imports.max_upload_bytes),
+        max_upload_bytes: state.imports.max_upload_bytes,
+        too_large: too_large(state.imports.max_upload_bytes),
     };
     Ok(render(status, &page))
 }
@@ -258,14 +263,7 @@ fn refusal(e: WebError, limit: u64) -> Result<(StatusCode, FieldErrors), PageErr
         )),
         WebError::PayloadTooLarge => Ok((
             StatusCode::PAYLOAD_TOO_LARGE,
-            vec![(
-                "file",
-                format!(
-                    "This file is larger than the {} limit. Split it into smaller files and \
-                     import them one after the other.",
-                    size(limit)
-                ),
-            )],
+            vec![("file", too_large(limit))],
         )),
         WebError::Malformed(_) => Ok((
             StatusCode::BAD_REQUEST,
@@ -278,6 +276,16 @@ fn refusal(e: WebError, limit: u64) -> Result<(StatusCode, FieldErrors), PageErr
         )),
         other => Err(other.into()),
     }
+}
+
+/// What a file over the upload limit is told, by the server or, before
+/// sending, by the browser.
+fn too_large(limit: u64) -> String {
+    format!(
+        "This file is larger than the {} limit. Split it into smaller files and import them \
+         one after the other.",
+        size(limit)
+    )
 }
 
 /// The form field an API field error belongs to, and its message as a
