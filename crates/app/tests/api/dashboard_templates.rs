@@ -197,6 +197,14 @@ async fn dashboard_templates_delete_removes_an_unused_template_and_refuses_one_i
     .await
     .expect(StatusCode::CREATED);
 
+    let table = editor.get("/templates").await.expect(StatusCode::OK);
+    assert!(table.text.contains("Not used yet"), "{}", table.text);
+    assert!(table.text.contains("1 campaign"));
+    assert!(
+        !table.text.contains(&format!("/templates/{in_use}/delete")),
+        "no delete button for a template in use"
+    );
+
     // Act
     let deleted = editor
         .post(

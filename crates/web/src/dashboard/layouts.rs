@@ -47,14 +47,29 @@ struct Row {
     id: Uuid,
     name: String,
     changed: String,
+    /// Campaigns that use it; it cannot be deleted while there are any.
+    campaigns: i64,
 }
 
-impl From<Stored> for Row {
-    fn from(l: Stored) -> Self {
+impl Row {
+    fn new(l: Stored, usage: &[(i64, i64)]) -> Self {
         Self {
+            campaigns: usage
+                .iter()
+                .find(|(id, _)| *id == l.id)
+                .map_or(0, |(_, n)| *n),
             id: l.uuid,
             name: l.name,
             changed: l.updated_at.format("%-d %b %Y, %H:%M UTC").to_string(),
+        }
+    }
+
+    /// "Not used yet", "1 campaign", "12 campaigns".
+    fn used_by(&self) -> String {
+        match self.campaigns {
+            0 => "Not used yet".to_owned(),
+            1 => "1 campaign".to_owned(),
+            n => format!("{} campaigns", super::page::grouped(n)),
         }
     }
 }
@@ -178,9 +193,10 @@ pub(crate) async fn index(
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
     let rows = templates::all(&mut conn).await?;
+    let usage = templates::usage(&mut conn).await?;
     let page = IndexPage {
         layout: signed_in.layout("templates", "Templates"),
-        rows: rows.into_iter().map(Row::from).collect(),
+        rows: rows.into_iter().map(|l| Row::new(l, &usage)).collect(),
         notice: notice(&query.notice),
     };
     Ok(render(StatusCode::OK, &page))
