@@ -96,3 +96,17 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// An upload larger than the server accepts is refused before it is sent:
+// the server would refuse it too, but only after the browser started
+// sending it, which for a large file is a long wait for an error.
+document.addEventListener("submit", (event) => {
+  const input = event.target.querySelector("input[type=file][data-max-bytes]");
+  if (!input || !input.files || input.files.length === 0) return;
+  const limit = Number(input.dataset.maxBytes);
+  if (!(limit > 0) || input.files[0].size <= limit) return;
+  event.preventDefault();
+  input.setAttribute("aria-invalid", "true");
+  const error = document.getElementById(input.getAttribute("aria-describedby"));
+  if (error) error.textContent = input.dataset.tooLarge;
+});

@@ -189,6 +189,72 @@ try {
     "blocklisting did not unsubscribe them",
   );
 
+  // --- import ---
+  step = "open Import from the navigation";
+  await Promise.all([page.waitForURL(`${base}/import`), page.click("nav >> text=Import")]);
+  await page.waitForSelector("[data-testid=import-form]");
+
+  step = "upload a CSV with good and bad rows to the Spring newsletter list";
+  const { mkdtemp, rm, writeFile } = await import("node:fs/promises");
+  const { tmpdir } = await import("node:os");
+  const csvRows = ["email,name"];
+  for (let i = 1; i <= 20; i++) csvRows.push(`spring${i}@example.com,Spring Reader ${i}`);
+  csvRows.push("not-an-address,Broken Row", "someone@@example.com,Double At", ",No Address");
+  const csvDir = await mkdtemp(join(tmpdir(), "postino-import-"));
+  const csvPath = join(csvDir, "spring-readers.csv");
+  await writeFile(csvPath, csvRows.join("\n") + "\n");
+  await page.setInputFiles("[data-testid=import-form] input[name=file]", csvPath);
+  await page.check('[data-testid=import-form] label.check:has-text("Spring newsletter") input');
+  check(await page.isChecked('[data-testid=import-form] input[name=mode][value=subscribe]'), "Add to lists is not the default mode");
+  await shoot(page, "import");
+  await Promise.all([page.waitForURL(/\/import\/[0-9a-f-]+$/), page.click("[data-testid=start-import]")]);
+
+  step = "watch the progress bar reach the summary";
+  await page.waitForSelector("[data-testid=import-summary]", { timeout: 30000 });
+  check((await page.textContent("[data-testid=import-status]")).trim() === "finished", "the import did not finish");
+  check((await page.textContent("[data-testid=count-created]")).trim() === "20", `created ${await page.textContent("[data-testid=count-created]")}, not 20`);
+  check((await page.textContent("[data-testid=count-failed]")).trim() === "3", `failed ${await page.textContent("[data-testid=count-failed]")}, not 3`);
+
+  step = "see the bad rows and download the error report";
+  const badRows = page.locator("[data-testid=errors-table] tbody tr");
+  check((await badRows.count()) === 3, `${await badRows.count()} bad rows shown, not 3`);
+  check(await page.isVisible("[data-testid=errors-table] >> text=not-an-address"), "the invalid address is not named");
+  const reportHref = await page.getAttribute("[data-testid=errors-download]", "href");
+  const report = await page.evaluate(async (href) => {
+    const response = await fetch(href);
+    return { status: response.status, text: await response.text() };
+  }, reportHref);
+  check(report.status === 200, `the error report answered ${report.status}`);
+  for (const bad of ["not-an-address", "someone@@example.com", "No Address"]) {
+    check(report.text.includes(bad), `the error report does not name ${bad}`);
+  }
+  await shoot(page, "import-done");
+  await rm(csvDir, { recursive: true, force: true });
+
+  step = "the import is listed under the form";
+  await Promise.all([page.waitForURL(`${base}/import`), page.click("nav >> text=Import")]);
+  const recentRow = page.locator("[data-testid=imports-table] tbody tr", { hasText: "spring-readers.csv" });
+  check((await recentRow.count()) === 1, "the import is not in the recent imports");
+  await shoot(page, "import-recent");
+
+  step = "open Templates and write one, watching its preview";
+  await Promise.all([page.waitForURL(`${base}/templates`), page.click("nav >> text=Templates")]);
+  check(await page.isVisible("text=No templates yet"), "no empty state on the templates page");
+  await Promise.all([page.waitForURL(`${base}/templates/new`), page.locator("[data-testid=new-template]").first().click()]);
+  const layoutPreview = page.frameLocator("[data-testid=preview-frame]");
+  await layoutPreview.locator("text=Hello Jane Doe").waitFor();
+  await page.fill('[data-testid=template-form] input[name="name"]', "Spring brand");
+  await page.fill(
+    '[data-testid=template-form] textarea[name="body"]',
+    '<html><body style="background:#fef6e4;padding:24px"><h2 style="color:#3553e8">Spring at the Shop</h2>\n' +
+      '{{ content }}\n<p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>',
+  );
+  await layoutPreview.locator("text=Spring at the Shop").waitFor();
+  await shoot(page, "template-editor");
+  await Promise.all([page.waitForURL(`${base}/templates?notice=created`), page.click("[data-testid=save-template]")]);
+  check(await page.isVisible("[data-testid=templates-table] >> text=Spring brand"), "the new template is not listed");
+  await shoot(page, "templates");
+
   step = "open the campaigns page";
   await Promise.all([page.waitForURL(`${base}/campaigns`), page.click("nav >> text=Campaigns")]);
   await page.waitForSelector("[data-testid=campaigns-table]");

@@ -123,3 +123,23 @@ pub async fn delete(conn: &mut PgConnection, uuid: Uuid) -> Result<(), DbError> 
     }
     Ok(())
 }
+
+/// How many campaigns use each layout, as (layout key, campaigns); layouts
+/// no campaign uses are left out. A sequential scan of `campaigns`, which
+/// holds one row per campaign and stays small.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn usage(conn: &mut PgConnection) -> Result<Vec<(i64, i64)>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT template_id AS "template_id!", count(*) AS "campaigns!"
+           FROM campaigns WHERE template_id IS NOT NULL GROUP BY template_id"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.template_id, r.campaigns))
+        .collect())
+}

@@ -9,6 +9,8 @@ mod dashboard_authz;
 mod dashboard_campaign_results;
 mod dashboard_campaigns;
 mod dashboard_subscribers;
+mod dashboard_imports;
+mod dashboard_templates;
 mod dkim;
 mod dkimpy;
 mod helpers;

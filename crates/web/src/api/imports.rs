@@ -72,16 +72,21 @@ pub(crate) struct ImportResponse {
     finished_at: Option<DateTime<Utc>>,
 }
 
+/// Share of the job's file processed, 0 to 1.
+pub(crate) fn progress(job: &Import) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
+    if job.status == ImportStatus::Finished {
+        1.0
+    } else if job.file_bytes > 0 {
+        (job.bytes_read as f64 / job.file_bytes as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
+}
+
 impl From<Import> for ImportResponse {
     fn from(job: Import) -> Self {
-        #[allow(clippy::cast_precision_loss, reason = "a ratio for display")]
-        let progress = if job.status == ImportStatus::Finished {
-            1.0
-        } else if job.file_bytes > 0 {
-            (job.bytes_read as f64 / job.file_bytes as f64).clamp(0.0, 1.0)
-        } else {
-            0.0
-        };
+        let progress = progress(&job);
         Self {
             errors_url: format!("/api/v1/imports/{}/errors", job.uuid),
             id: job.uuid,
@@ -118,17 +123,17 @@ pub(crate) struct ImportParams {
     /// A list to act on; repeat the parameter, or separate ids with commas.
     /// Required for `subscribe` and `unsubscribe`.
     #[param(value_type = Option<Vec<Uuid>>)]
-    list: Vec<Uuid>,
+    pub(crate) list: Vec<Uuid>,
     /// `subscribe` (default), `unsubscribe` or `blocklist`.
     #[param(value_type = Option<ImportMode>, inline)]
-    mode: Option<ImportMode>,
+    pub(crate) mode: Option<ImportMode>,
     /// Overwrite names and merge attributes of existing subscribers (default false).
     #[param(value_type = Option<bool>)]
-    overwrite: bool,
+    pub(crate) overwrite: bool,
     /// The addresses were confirmed elsewhere: double opt-in memberships
     /// arrive confirmed (default false).
     #[param(value_type = Option<bool>)]
-    confirmed: bool,
+    pub(crate) confirmed: bool,
 }
 
 impl ImportParams {
@@ -196,12 +201,33 @@ async fn create_import(
     {
         params.set(&key, &value)?;
     }
+    let job = upload(&state, request, &mut params, &[]).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{}", job.uuid)) {
+        headers.insert(header::LOCATION, location);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(job.into())))
+}
+
+/// Stores the request's file and queues its import job; the API and the
+/// dashboard's upload form both start imports here.
+///
+/// `params` starts with any options already read (the API's query string)
+/// and gains the multipart fields as they are read, so a caller can show
+/// the choices again when the upload is refused. Multipart fields named in
+/// `ignore` are skipped (the dashboard's CSRF token).
+pub(crate) async fn upload(
+    state: &AppState,
+    request: Request,
+    params: &mut ImportParams,
+    ignore: &[&str],
+) -> Result<Import, WebError> {
     let id = Uuid::now_v7();
     let settings = &state.imports;
     let (path, mut file) = store::create(&settings.dir, id)
         .await
         .map_err(|e| WebError::Internal(Box::new(e)))?;
-    let stored = receive(&state, request, &mut file, &mut params).await;
+    let stored = receive(state, request, &mut file, params, ignore).await;
     drop(file);
     let result = match stored {
         Ok(upload) => start(&state.db, id, &path, params, upload).await,
@@ -210,12 +236,7 @@ async fn create_import(
     if result.is_err() {
         store::discard(&path).await;
     }
-    let job = result?;
-    let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!("/api/v1/imports/{}", job.uuid)) {
-        headers.insert(header::LOCATION, location);
-    }
-    Ok((StatusCode::ACCEPTED, headers, Json(job.into())))
+    result
 }
 
 /// What was received: the file's name and size.
@@ -230,6 +251,7 @@ async fn receive(
     request: Request,
     file: &mut tokio::fs::File,
     params: &mut ImportParams,
+    ignore: &[&str],
 ) -> Result<Upload, WebError> {
     let limit = state.imports.max_upload_bytes;
     let content_type = request
@@ -263,7 +285,7 @@ async fn receive(
                     name: file_name,
                     bytes,
                 });
-            } else {
+            } else if !ignore.contains(&name.as_str()) {
                 let value = field
                     .text()
                     .await
@@ -301,7 +323,7 @@ async fn start(
     db: &PgPool,
     id: Uuid,
     path: &std::path::Path,
-    params: ImportParams,
+    params: &ImportParams,
     upload: Upload,
 ) -> Result<Import, WebError> {
     if upload.bytes == 0 {
@@ -363,7 +385,7 @@ async fn start(
     Ok(job)
 }
 
-fn import_not_found(e: DbError) -> WebError {
+pub(crate) fn import_not_found(e: DbError) -> WebError {
     match e {
         DbError::NotFound => WebError::NotFound("import"),
         other => other.into(),
@@ -406,7 +428,12 @@ async fn cancel_import(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Json<ImportResponse>, WebError> {
-    let mut conn = state.db.acquire().await?;
+    Ok(Json(cancel(&state.db, id).await?.into()))
+}
+
+/// Cancels a queued or running import and deletes its stored file.
+pub(crate) async fn cancel(db: &PgPool, id: Uuid) -> Result<Import, WebError> {
+    let mut conn = db.acquire().await?;
     let job = match imports::cancel(&mut conn, id).await {
         Ok(job) => job,
         Err(DbError::Conflict { .. }) => {
@@ -420,7 +447,7 @@ async fn cancel_import(
     if job.owns_file {
         store::discard(std::path::Path::new(&job.file_path)).await;
     }
-    Ok(Json(job.into()))
+    Ok(job)
 }
 
 /// The rows an import could not take, as CSV: `line,reason,original`.
@@ -431,13 +458,18 @@ async fn import_errors(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Response, WebError> {
-    let mut conn = state.db.acquire().await?;
+    error_report(&state.db, id).await
+}
+
+/// An import's bad rows as a streamed CSV download: `line,reason,original`.
+pub(crate) async fn error_report(db: &PgPool, id: Uuid) -> Result<Response, WebError> {
+    let mut conn = db.acquire().await?;
     let job = imports::get(&mut conn, id)
         .await
         .map_err(import_not_found)?;
     drop(conn);
     let start = ErrorStream {
-        pool: state.db.clone(),
+        pool: db.clone(),
         import_id: job.id,
         after: 0,
         started: false,

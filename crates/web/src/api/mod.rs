@@ -13,12 +13,12 @@ pub(crate) mod campaigns;
 pub(crate) mod deliveries;
 pub(crate) mod dkim_keys;
 pub(crate) mod exports;
-mod imports;
+pub(crate) mod imports;
 mod limits;
 mod lists;
 mod smtp_servers;
 pub(crate) mod subscribers;
-mod templates;
+pub(crate) mod templates;
 mod tokens;
 
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};

@@ -5,7 +5,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_compose::{CampaignSource, CompiledCampaign};
+use postino_compose::{CampaignSource, CompiledCampaign, Recipient};
 use postino_db::DbError;
 use postino_db::templates::{self, Layout};
 use postino_domain::BodyFormat;
@@ -64,30 +64,62 @@ pub(crate) struct TemplateBody {
     body: String,
 }
 
-/// Checks the name and that the layout compiles and renders around a sample body.
-fn validate(body: &TemplateBody) -> Result<String, WebError> {
-    let name = postino_domain::ListName::parse(&body.name)
-        .map_err(|e| WebError::invalid("name", e.reason))?;
-    if body.body.len() > 512 * 1024 {
+/// Checks the name and that the layout compiles and renders around a sample
+/// body; returns the name as stored. The API and the dashboard's template
+/// pages both save through this.
+pub(crate) fn validate(name: &str, body: &str) -> Result<String, WebError> {
+    let name =
+        postino_domain::ListName::parse(name).map_err(|e| WebError::invalid("name", e.reason))?;
+    compile(body)?;
+    Ok(name.as_str().to_owned())
+}
+
+/// Sample campaign content, for checking and previewing a layout.
+const SAMPLE_CONTENT: &str = "<h1>Your campaign's content</h1>\n\
+    <p>Hello {{ subscriber.name }}, this is where each campaign's text goes.</p>";
+
+fn compile(body: &str) -> Result<CompiledCampaign, WebError> {
+    if body.len() > 512 * 1024 {
         return Err(WebError::invalid("body", "must be at most 512 KiB"));
     }
     CompiledCampaign::compile(&CampaignSource {
         uuid: Uuid::nil(),
         name: "sample",
         subject: "sample",
-        body: "<p>Sample content</p>",
+        body: SAMPLE_CONTENT,
         format: BodyFormat::Html,
         text_body: None,
-        layout: Some(&body.body),
+        layout: Some(body),
     })
     .map_err(|e| {
         let line = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
         WebError::invalid("body", format!("{line}{}", e.reason))
-    })?;
-    Ok(name.as_str().to_owned())
+    })
 }
 
-fn not_found(e: DbError) -> WebError {
+/// The layout around sample content for a sample person, as HTML; errors
+/// name the line at fault, as saving would.
+pub(crate) fn sample(body: &str) -> Result<String, WebError> {
+    let rendered = compile(body)?
+        .render(&Recipient::sample(), "#unsubscribe")
+        .map_err(|e| WebError::invalid("body", e.reason))?;
+    Ok(rendered.html.unwrap_or_default())
+}
+
+/// Deletes a layout that no campaign uses.
+pub(crate) async fn delete(db: &postino_db::PgPool, id: Uuid) -> Result<(), WebError> {
+    let mut conn = db.acquire().await?;
+    match templates::delete(&mut conn, id).await {
+        Ok(()) => Ok(()),
+        Err(DbError::MissingReference { .. }) => Err(WebError::Conflict {
+            field: String::new(),
+            message: "campaigns still use this template; change their template first".to_owned(),
+        }),
+        Err(e) => Err(not_found(e)),
+    }
+}
+
+pub(crate) fn not_found(e: DbError) -> WebError {
     match e {
         DbError::NotFound => WebError::NotFound("template"),
         other => other.into(),
@@ -114,7 +146,7 @@ async fn create_template(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<(StatusCode, Json<TemplateResponse>), WebError> {
-    let name = validate(&body)?;
+    let name = validate(&body.name, &body.body)?;
     let mut conn = state.db.acquire().await?;
     let layout = templates::create(&mut conn, &name, &body.body).await?;
     Ok((StatusCode::CREATED, Json(layout.into())))
@@ -148,7 +180,7 @@ async fn update_template(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Json<TemplateResponse>, WebError> {
-    let name = validate(&body)?;
+    let name = validate(&body.name, &body.body)?;
     let mut conn = state.db.acquire().await?;
     Ok(Json(
         templates::update(&mut conn, id, &name, &body.body)
@@ -167,13 +199,6 @@ async fn delete_template(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
-    let mut conn = state.db.acquire().await?;
-    match templates::delete(&mut conn, id).await {
-        Ok(()) => Ok(StatusCode::NO_CONTENT),
-        Err(DbError::MissingReference { .. }) => Err(WebError::Conflict {
-            field: String::new(),
-            message: "campaigns still use this template; change their template first".to_owned(),
-        }),
-        Err(e) => Err(not_found(e)),
-    }
+    delete(&state.db, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

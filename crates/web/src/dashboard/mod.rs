@@ -15,6 +15,10 @@
 //!   `subscriber_bulk` acts on the rows ticked in it; `subscriber` one
 //!   subscriber's page; `subscriber_actions` editing, blocklisting, lists
 //!   and deleting.
+//! - `imports`: the CSV upload form and recent imports; `import_job` one
+//!   import's live progress, summary, bad rows and error report.
+//! - `layouts`: `/templates`, the layouts campaigns are wrapped in, with a
+//!   live preview.
 //! - `campaigns`: the table and the editor; `campaign_form` reads the
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
@@ -37,6 +41,9 @@ mod campaigns;
 mod chart;
 mod cookies;
 mod csrf;
+mod import_job;
+mod imports;
+mod layouts;
 mod lists;
 mod login;
 mod overview;
@@ -50,7 +57,7 @@ mod subscriber_search;
 mod subscribers;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -117,8 +124,24 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             post(campaign_deliveries::retry),
         )
         .route("/campaigns/{id}/delete", post(campaign_deliveries::delete))
-        .route("/templates", get(placeholder::show))
-        .route("/import", get(placeholder::show))
+        .route("/templates", get(layouts::index).post(layouts::create))
+        .route("/templates/new", get(layouts::new))
+        .route("/templates/preview", post(layouts::preview))
+        .route("/templates/{id}", get(layouts::edit).post(layouts::update))
+        .route("/templates/{id}/delete", post(layouts::delete))
+        // The upload streams to disk under import.max_upload_bytes, counted
+        // by the API's upload function; the dashboard's form limit must not
+        // apply to it.
+        .route(
+            "/import",
+            get(imports::index)
+                .post(imports::create)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/import/{id}", get(import_job::show))
+        .route("/import/{id}/progress", get(import_job::progress))
+        .route("/import/{id}/errors.csv", get(import_job::errors_csv))
+        .route("/import/{id}/cancel", post(import_job::cancel))
         .route("/settings", get(placeholder::show))
         .route("/logout", post(login::logout))
         .route_layer(middleware::from_fn_with_state(

@@ -23,12 +23,6 @@ pub(crate) async fn show(
     path: MatchedPath,
 ) -> Result<Response, PageError> {
     let (section, title, what) = match path.as_str() {
-        "/templates" => (
-            "templates",
-            "Templates",
-            "manage the layouts campaigns are wrapped in",
-        ),
-        "/import" => ("import", "Import", "import subscribers from a CSV file"),
         _ => {
             signed_in.require(Role::Admin)?;
             (

@@ -1,0 +1,332 @@
+//! `/templates`: the layouts campaigns are wrapped in (HTML with a
+//! `{{ content }}` slot). A table, an editor with a live preview, and
+//! delete, checked and saved by the same functions as `/api/v1/templates`.
+
+use askama::Template;
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use postino_db::templates::{self, Layout as Stored};
+use postino_domain::Role;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::page::{Layout, PageError, PageForm, SignedIn, render};
+use crate::AppState;
+use crate::api::templates::{delete as delete_layout, not_found, sample, validate};
+use crate::error::WebError;
+use crate::extract::IdPath;
+
+/// What a new layout starts from: a centred column and the unsubscribe
+/// link every campaign needs.
+const STARTER: &str = r#"<!doctype html>
+<html>
+<body style="margin:0;padding:24px 12px;background:#f4f5f8;font-family:Arial,Helvetica,sans-serif;color:#1b2030">
+  <div style="max-width:600px;margin:0 auto;background:#ffffff;border-radius:8px;padding:32px 28px">
+    {{ content }}
+  </div>
+  <p style="max-width:600px;margin:16px auto 0;font-size:12px;color:#697086;text-align:center">
+    You receive this e-mail because you subscribed.
+    <a href="{{ unsubscribe_url }}" style="color:#697086">Unsubscribe</a>
+  </p>
+</body>
+</html>
+"#;
+
+#[derive(Template)]
+#[template(path = "dashboard/layouts.html")]
+struct IndexPage {
+    layout: Layout,
+    rows: Vec<Row>,
+    notice: Option<Notice>,
+}
+
+/// A layout as the table shows it.
+struct Row {
+    id: Uuid,
+    name: String,
+    changed: String,
+    /// Campaigns that use it; it cannot be deleted while there are any.
+    campaigns: i64,
+}
+
+impl Row {
+    fn new(l: Stored, usage: &[(i64, i64)]) -> Self {
+        Self {
+            campaigns: usage
+                .iter()
+                .find(|(id, _)| *id == l.id)
+                .map_or(0, |(_, n)| *n),
+            id: l.uuid,
+            name: l.name,
+            changed: l.updated_at.format("%-d %b %Y, %H:%M UTC").to_string(),
+        }
+    }
+
+    /// "Not used yet", "1 campaign", "12 campaigns".
+    fn used_by(&self) -> String {
+        match self.campaigns {
+            0 => "Not used yet".to_owned(),
+            1 => "1 campaign".to_owned(),
+            n => format!("{} campaigns", super::page::grouped(n)),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/layout_edit.html")]
+struct EditPage {
+    layout: Layout,
+    /// `None` for a new layout.
+    id: Option<Uuid>,
+    form: LayoutForm,
+    /// The sample rendered from what the form holds, if it renders.
+    preview: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard/layout_preview.html")]
+struct PreviewPart {
+    form: LayoutForm,
+    preview: Option<String>,
+}
+
+/// The form's fields as typed, and what is wrong with them.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct LayoutForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    body: String,
+    #[serde(skip)]
+    errors: Vec<(String, String)>,
+}
+
+impl LayoutForm {
+    /// What is wrong with `field`, if anything.
+    pub(crate) fn error(&self, field: &str) -> Option<&str> {
+        self.errors
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// Takes the field errors of a refusal; other failures stay errors.
+    fn absorb(&mut self, e: WebError) -> Result<(), PageError> {
+        match e {
+            WebError::Invalid(errors) => {
+                self.errors
+                    .extend(errors.into_iter().map(|f| (f.field, sentence(&f.message))));
+                Ok(())
+            }
+            WebError::Conflict { field, message } => {
+                let field = if field.is_empty() {
+                    "name".to_owned()
+                } else {
+                    field
+                };
+                self.errors.push((field, sentence(&message)));
+                Ok(())
+            }
+            other => Err(other.into()),
+        }
+    }
+
+    /// The sample rendering, or the body's error recorded.
+    fn preview(&mut self) -> Result<Option<String>, PageError> {
+        match sample(&self.body) {
+            Ok(html) => Ok(Some(html)),
+            Err(e) => {
+                self.absorb(e)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// `message` with a capital and a full stop.
+fn sentence(message: &str) -> String {
+    let mut chars = message.trim().chars();
+    let mut text: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    text
+}
+
+/// A message above the table: fixed texts only, the query string is not
+/// echoed into the page.
+struct Notice {
+    text: &'static str,
+    ok: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct NoticeQuery {
+    #[serde(default)]
+    notice: String,
+}
+
+fn notice(key: &str) -> Option<Notice> {
+    let (text, ok) = match key {
+        "created" => ("The template was created.", true),
+        "saved" => ("Your changes were saved.", true),
+        "deleted" => ("The template was deleted.", true),
+        "in-use" => (
+            "That template was not deleted: campaigns still use it. Give them another template \
+             first.",
+            false,
+        ),
+        _ => return None,
+    };
+    Some(Notice { text, ok })
+}
+
+pub(crate) async fn index(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    Query(query): Query<NoticeQuery>,
+) -> Result<Response, PageError> {
+    let mut conn = state.db.acquire().await?;
+    let rows = templates::all(&mut conn).await?;
+    let usage = templates::usage(&mut conn).await?;
+    let page = IndexPage {
+        layout: signed_in.layout("templates", "Templates"),
+        rows: rows.into_iter().map(|l| Row::new(l, &usage)).collect(),
+        notice: notice(&query.notice),
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+fn edit_page(
+    signed_in: &SignedIn,
+    status: StatusCode,
+    id: Option<Uuid>,
+    mut form: LayoutForm,
+) -> Result<Response, PageError> {
+    let title = if id.is_some() {
+        "Edit template"
+    } else {
+        "New template"
+    };
+    let preview = if form.error("body").is_some() {
+        None
+    } else {
+        form.preview()?
+    };
+    let page = EditPage {
+        layout: signed_in.layout("templates", title),
+        id,
+        form,
+        preview,
+    };
+    Ok(render(status, &page))
+}
+
+pub(crate) async fn new(Extension(signed_in): Extension<SignedIn>) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let form = LayoutForm {
+        body: STARTER.to_owned(),
+        ..LayoutForm::default()
+    };
+    edit_page(&signed_in, StatusCode::OK, None, form)
+}
+
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    PageForm(mut form): PageForm<LayoutForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let name = match validate(&form.name, &form.body) {
+        Ok(name) => name,
+        Err(e) => {
+            form.absorb(e)?;
+            return edit_page(&signed_in, StatusCode::UNPROCESSABLE_ENTITY, None, form);
+        }
+    };
+    let mut conn = state.db.acquire().await?;
+    if let Err(e) = templates::create(&mut conn, &name, &form.body).await {
+        form.absorb(e.into())?;
+        return edit_page(&signed_in, StatusCode::CONFLICT, None, form);
+    }
+    Ok(Redirect::to("/templates?notice=created").into_response())
+}
+
+/// The editor; viewers see it read-only.
+pub(crate) async fn edit(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+) -> Result<Response, PageError> {
+    let mut conn = state.db.acquire().await?;
+    let stored = templates::get(&mut conn, id).await.map_err(not_found)?;
+    let form = LayoutForm {
+        name: stored.name,
+        body: stored.body,
+        errors: Vec::new(),
+    };
+    edit_page(&signed_in, StatusCode::OK, Some(id), form)
+}
+
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+    PageForm(mut form): PageForm<LayoutForm>,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let name = match validate(&form.name, &form.body) {
+        Ok(name) => name,
+        Err(e) => {
+            form.absorb(e)?;
+            return edit_page(&signed_in, StatusCode::UNPROCESSABLE_ENTITY, Some(id), form);
+        }
+    };
+    let mut conn = state.db.acquire().await?;
+    match templates::update(&mut conn, id, &name, &form.body).await {
+        Ok(_) => Ok(Redirect::to("/templates?notice=saved").into_response()),
+        Err(e) => {
+            form.absorb(not_found(e))?;
+            edit_page(&signed_in, StatusCode::CONFLICT, Some(id), form)
+        }
+    }
+}
+
+/// The sample rendering of what the editor holds, storing nothing; errors
+/// go next to their fields. A viewer may look too: it changes nothing.
+pub(crate) async fn preview(
+    Extension(_signed_in): Extension<SignedIn>,
+    PageForm(mut form): PageForm<LayoutForm>,
+) -> Result<Response, PageError> {
+    let preview = form.preview()?;
+    Ok(render(StatusCode::OK, &PreviewPart { form, preview }))
+}
+
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let notice = match delete_layout(&state.db, id).await {
+        Ok(()) => "deleted",
+        Err(WebError::Conflict { .. }) => "in-use",
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Redirect::to(&format!("/templates?notice={notice}")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_starter_layout_is_valid() {
+        assert!(sample(STARTER).is_ok());
+    }
+}
