@@ -6,6 +6,7 @@ mod auth;
 mod campaigns;
 mod dashboard;
 mod dashboard_campaigns;
+mod dashboard_settings;
 mod dkim;
 mod dkimpy;
 mod helpers;

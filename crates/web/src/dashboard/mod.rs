@@ -14,6 +14,8 @@
 //!   editor's fields into the API's request body; `campaign_actions` the
 //!   live preview, test sends and start/pause/resume/cancel/schedule;
 //!   `campaign_progress` the progress bar the page polls while sending.
+//! - `settings`: the admins' pages: SMTP servers, DKIM keys, sending
+//!   limits, API tokens, users.
 //! - `placeholder`: navigation entries whose pages are still to come.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
 //!
@@ -34,6 +36,7 @@ mod overview;
 mod page;
 mod placeholder;
 mod session;
+mod settings;
 
 use axum::Router;
 use axum::extract::Request;
@@ -73,8 +76,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/campaigns/{id}/progress", get(campaign_progress::show))
         .route("/templates", get(placeholder::show))
         .route("/import", get(placeholder::show))
-        .route("/settings", get(placeholder::show))
         .route("/logout", post(login::logout))
+        .merge(settings::router())
         .route_layer(middleware::from_fn_with_state(
             state,
             session::require_session,

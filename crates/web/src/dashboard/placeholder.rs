@@ -7,7 +7,6 @@ use axum::Extension;
 use axum::extract::MatchedPath;
 use axum::http::StatusCode;
 use axum::response::Response;
-use postino_domain::Role;
 
 use super::page::{Layout, PageError, SignedIn, render};
 
@@ -33,15 +32,7 @@ pub(crate) async fn show(
             "Templates",
             "manage the layouts campaigns are wrapped in",
         ),
-        "/import" => ("import", "Import", "import subscribers from a CSV file"),
-        _ => {
-            signed_in.require(Role::Admin)?;
-            (
-                "settings",
-                "Settings",
-                "manage SMTP servers, sending limits, users and API tokens",
-            )
-        }
+        _ => ("import", "Import", "import subscribers from a CSV file"),
     };
     let page = PlaceholderPage {
         layout: signed_in.layout(section, title),
