@@ -222,7 +222,7 @@ try {
 
   step = "open Settings from the navigation: SMTP servers";
   await Promise.all([page.waitForURL(`${base}/settings/smtp`), page.click("nav >> text=Settings")]);
-  const smtpRows = page.locator("[data-testid=smtp-table] tbody tr");
+  const smtpRows = page.locator("[data-testid=smtp-table] tbody.server");
   check((await smtpRows.count()) >= 1, "the seeded SMTP server is not listed");
 
   step = "test the seeded SMTP server's connection (the sink)";
@@ -247,7 +247,7 @@ try {
     page.click("[data-testid=new-smtp-form] button[type=submit]"),
   ]);
   check(!(await page.content()).includes("relay-secret-123"), "the relay password is in the page");
-  const added = page.locator("[data-testid=smtp-table] tbody tr", { hasText: "Local sink" });
+  const added = page.locator("[data-testid=smtp-table] tbody.server", { hasText: "Local sink" });
   await added.locator("[data-testid=smtp-test]").click();
   const addedOutcome = added.locator("[data-testid=smtp-test-result]");
   await addedOutcome.waitFor();
@@ -262,6 +262,12 @@ try {
   const record = page.locator("[data-testid=dkim-record]").first();
   check((await record.textContent()).includes("postino1._domainkey.example.com"), "no DNS record name");
   check((await record.textContent()).includes("v=DKIM1; k=ed25519; p="), "no DNS record value");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const copy = record.locator("button:has-text('Copy')").last();
+  await copy.click();
+  await record.locator("button", { hasText: /Copied|Selected/ }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied.startsWith("v=DKIM1; k=ed25519; p="), `the clipboard holds ${copied}`);
   await shoot(page, "settings-dkim");
 
   step = "sending limits: set the overall rate";
@@ -286,6 +292,19 @@ try {
   await Promise.all([page.waitForURL(`${base}/settings/users`), page.click("[data-testid=settings-tabs] >> text=Users")]);
   check(await page.isVisible("[data-testid=users-table] >> text=marketer@example.com"), "the editor is not listed");
   await shoot(page, "settings-users");
+  await Promise.all([
+    page.waitForURL(/\/settings\/users\/[0-9a-f-]+\/edit$/),
+    page.locator("[data-testid=users-table] tr", { hasText: "marketer@example.com" }).locator("text=Manage").click(),
+  ]);
+  check((await page.inputValue('select[name="role"]')) === "editor", "the user's role is not preselected");
+  await shoot(page, "settings-user-edit");
+
+  step = "sign in as the editor again";
+  await page.click(".user-menu summary");
+  await Promise.all([page.waitForURL(`${base}/login`), page.click("[data-testid=logout]")]);
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
 
   step = "log out";
   await page.click(".user-menu summary");
