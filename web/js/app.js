@@ -110,3 +110,34 @@ document.addEventListener("submit", (event) => {
   const error = document.getElementById(input.getAttribute("aria-describedby"));
   if (error) error.textContent = input.dataset.tooLarge;
 });
+
+// Copy buttons: `data-copy` names the element whose text to copy, such as
+// a DNS record or a new API token. The clipboard API needs a secure page
+// (HTTPS or localhost); elsewhere the text is selected for copying by hand.
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy]");
+  if (!button) return;
+  const source = document.getElementById(button.dataset.copy);
+  if (!source) return;
+  const done = (label) => {
+    const original = button.dataset.label || button.textContent;
+    button.dataset.label = original;
+    button.textContent = label;
+    setTimeout(() => {
+      button.textContent = original;
+    }, 2000);
+  };
+  const select = () => {
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+    done("Selected: press Ctrl+C");
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(source.textContent.trim()).then(() => done("Copied"), select);
+  } else {
+    select();
+  }
+});

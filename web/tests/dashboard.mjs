@@ -341,6 +341,101 @@ try {
   await shoot(page, "campaign-recipients");
   await page.goBack();
 
+  // --- settings ---
+  step = "an editor has no Settings; sign in as an admin";
+  check((await page.locator("nav >> text=Settings").count()) === 0, "an editor sees Settings");
+  await page.click(".user-menu summary");
+  await Promise.all([page.waitForURL(`${base}/login`), page.click("[data-testid=logout]")]);
+  await page.fill('input[name="email"]', "admin@example.com");
+  await page.fill('input[name="password"]', password);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
+
+  step = "open Settings from the navigation: SMTP servers";
+  await Promise.all([page.waitForURL(`${base}/settings/smtp`), page.click("nav >> text=Settings")]);
+  const smtpRows = page.locator("[data-testid=smtp-table] tbody.server");
+  check((await smtpRows.count()) >= 1, "the seeded SMTP server is not listed");
+
+  step = "test the seeded SMTP server's connection (the sink)";
+  const seeded = smtpRows.first();
+  await seeded.locator("[data-testid=smtp-test]").click();
+  const outcome = seeded.locator("[data-testid=smtp-test-result]");
+  await outcome.waitFor();
+  check((await outcome.textContent()).includes("Connected"), `the test failed: ${await outcome.textContent()}`);
+  await shoot(page, "settings-smtp");
+
+  step = "add an SMTP server pointing at the sink and test it";
+  const sinkAddress = (await seeded.locator("td[data-label=Address] code").textContent()).trim();
+  const [sinkHost, sinkPort] = sinkAddress.split(":");
+  await page.fill('[data-testid=new-smtp-form] input[name="name"]', "Local sink");
+  await page.fill('[data-testid=new-smtp-form] input[name="host"]', sinkHost);
+  await page.fill('[data-testid=new-smtp-form] input[name="port"]', sinkPort);
+  await page.selectOption('[data-testid=new-smtp-form] select[name="tls"]', "none");
+  await page.fill('[data-testid=new-smtp-form] input[name="username"]', "mailer");
+  await page.fill('[data-testid=new-smtp-form] input[name="password"]', "relay-secret-123");
+  await Promise.all([
+    page.waitForURL(`${base}/settings/smtp?notice=created`),
+    page.click("[data-testid=new-smtp-form] button[type=submit]"),
+  ]);
+  check(!(await page.content()).includes("relay-secret-123"), "the relay password is in the page");
+  const added = page.locator("[data-testid=smtp-table] tbody.server", { hasText: "Local sink" });
+  await added.locator("[data-testid=smtp-test]").click();
+  const addedOutcome = added.locator("[data-testid=smtp-test-result]");
+  await addedOutcome.waitFor();
+  check((await addedOutcome.textContent()).includes("authenticated"), `the new server did not authenticate: ${await addedOutcome.textContent()}`);
+
+  step = "generate an ed25519 DKIM key and see its DNS record";
+  await Promise.all([page.waitForURL(`${base}/settings/dkim`), page.click("[data-testid=settings-tabs] >> text=DKIM keys")]);
+  await page.fill('[data-testid=new-dkim-form] input[name="domain"]', "example.com");
+  await page.fill('[data-testid=new-dkim-form] input[name="selector"]', "postino1");
+  await page.selectOption('[data-testid=new-dkim-form] select[name="algorithm"]', "ed25519-sha256");
+  await Promise.all([page.waitForURL(`${base}/settings/dkim?notice=created`), page.click("[data-testid=dkim-create]")]);
+  const record = page.locator("[data-testid=dkim-record]").first();
+  check((await record.textContent()).includes("postino1._domainkey.example.com"), "no DNS record name");
+  check((await record.textContent()).includes("v=DKIM1; k=ed25519; p="), "no DNS record value");
+  await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: base });
+  const copy = record.locator("button:has-text('Copy')").last();
+  await copy.click();
+  await record.locator("button", { hasText: /Copied|Selected/ }).waitFor();
+  const copied = await page.evaluate(() => navigator.clipboard.readText());
+  check(copied.startsWith("v=DKIM1; k=ed25519; p="), `the clipboard holds ${copied}`);
+  await shoot(page, "settings-dkim");
+
+  step = "sending limits: set the overall rate";
+  await Promise.all([page.waitForURL(`${base}/settings/limits`), page.click("[data-testid=settings-tabs] >> text=Sending limits")]);
+  await page.fill('[data-testid=rate-form] input[name="messages_per_second"]', "25");
+  await Promise.all([page.waitForURL(`${base}/settings/limits?notice=rate`), page.click("[data-testid=rate-form] button[type=submit] >> nth=0")]);
+  check((await page.inputValue('[data-testid=rate-form] input[name="messages_per_second"]')) === "25", "the rate was not kept");
+  check(await page.isVisible("[data-testid=throttles-table] >> text=outlook.com"), "the seeded throttle is not shown");
+  await shoot(page, "settings-limits");
+
+  step = "API tokens: the secret is shown once";
+  await Promise.all([page.waitForURL(`${base}/settings/tokens`), page.click("[data-testid=settings-tabs] >> text=API tokens")]);
+  await page.fill('[data-testid=new-token-form] input[name="name"]', "Shop sign-ups");
+  await Promise.all([page.waitForLoadState("load"), page.click("[data-testid=new-token-form] button[type=submit]")]);
+  const secret = (await page.textContent("[data-testid=token-secret]")).trim();
+  check(secret.startsWith("pst_"), `no token secret: ${secret}`);
+  await shoot(page, "settings-tokens");
+  await page.goto(`${base}/settings/tokens`);
+  check(!(await page.content()).includes(secret), "the token secret is shown again");
+
+  step = "users and roles";
+  await Promise.all([page.waitForURL(`${base}/settings/users`), page.click("[data-testid=settings-tabs] >> text=Users")]);
+  check(await page.isVisible("[data-testid=users-table] >> text=marketer@example.com"), "the editor is not listed");
+  await shoot(page, "settings-users");
+  await Promise.all([
+    page.waitForURL(/\/settings\/users\/[0-9a-f-]+\/edit$/),
+    page.locator("[data-testid=users-table] tr", { hasText: "marketer@example.com" }).locator("text=Manage").click(),
+  ]);
+  check((await page.inputValue('select[name="role"]')) === "editor", "the user's role is not preselected");
+  await shoot(page, "settings-user-edit");
+
+  step = "sign in as the editor again";
+  await page.click(".user-menu summary");
+  await Promise.all([page.waitForURL(`${base}/login`), page.click("[data-testid=logout]")]);
+  await page.fill('input[name="email"]', email);
+  await page.fill('input[name="password"]', password);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type="submit"]')]);
+
   step = "log out";
   await page.click(".user-menu summary");
   await Promise.all([page.waitForURL(`${base}/login`), page.click("[data-testid=logout]")]);

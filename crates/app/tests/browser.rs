@@ -141,6 +141,16 @@ async fn seed_history(pool: &sqlx::PgPool) {
          SELECT s.id, c.id, 'soft', 'smtp', 452, '4.2.2 Mailbox full, try again later'
          FROM subscribers s, campaigns c
          WHERE s.email = 'reader1234@example.com' AND c.name = 'Black Friday preview'",
+        // An admin for the settings pages, with the editor's password.
+        "INSERT INTO users (uuid, email, name, password_hash, role)
+         SELECT gen_random_uuid(), 'admin@example.com', 'Alex Admin', password_hash, 'admin'
+         FROM users WHERE email = 'marketer@example.com'",
+        "INSERT INTO api_tokens (uuid, name, token_hash, prefix)
+         VALUES (gen_random_uuid(), 'CRM sync', sha256('pst_seeded'::bytea), 'pst_seed')",
+        "INSERT INTO domain_limits (domain, max_connections, messages_per_minute)
+         VALUES ('gmail.com', 20, 600)",
+        "INSERT INTO domain_throttles (domain, messages_per_minute, ceiling, slowed_at)
+         VALUES ('outlook.com', 150, 600, now() - interval '4 minutes')",
     ];
     for sql in statements {
         sqlx::query(sqlx::AssertSqlSafe(sql))

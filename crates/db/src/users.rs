@@ -190,14 +190,15 @@ pub async fn count_login_attempt(
     })
 }
 
-/// Clears account `id`'s failed-login count and lock after a right password.
+/// Clears account `id`'s failed-login count and lock after a right password,
+/// and notes when it signed in.
 ///
 /// # Errors
 ///
 /// [`DbError::Database`] if the update fails.
 pub async fn record_successful_login(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
     sqlx::query!(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND failed_logins > 0",
+        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1",
         id
     )
     .execute(conn)
@@ -230,4 +231,142 @@ pub async fn set_password_hash(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// A user as the admins' list shows them.
+#[derive(Debug, Clone)]
+pub struct UserListing {
+    /// The account.
+    pub user: User,
+    /// When they last signed in; `None` if never.
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+/// Every user, admins first, then by name and address.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the query fails.
+pub async fn all(conn: &mut PgConnection) -> Result<Vec<UserListing>, DbError> {
+    let rows = sqlx::query!(
+        r#"SELECT id, uuid, email, name, role, created_at, last_login_at FROM users
+           ORDER BY role = 'admin' DESC, role = 'editor' DESC, lower(name), lower(email)"#
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| -> Result<UserListing, DbError> {
+            Ok(UserListing {
+                user: UserRow {
+                    id: row.id,
+                    uuid: row.uuid,
+                    email: row.email,
+                    name: row.name,
+                    role: row.role,
+                    created_at: row.created_at,
+                }
+                .try_into()?,
+                last_login_at: row.last_login_at,
+            })
+        })
+        .collect()
+}
+
+/// The user with public id `uuid`.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is none.
+pub async fn get(conn: &mut PgConnection, uuid: Uuid) -> Result<User, DbError> {
+    let row = sqlx::query!(
+        "SELECT id, uuid, email, name, role, created_at FROM users WHERE uuid = $1",
+        uuid
+    )
+    .fetch_one(conn)
+    .await?;
+    UserRow {
+        id: row.id,
+        uuid: row.uuid,
+        email: row.email,
+        name: row.name,
+        role: row.role,
+        created_at: row.created_at,
+    }
+    .try_into()
+}
+
+/// Whether a change that could remove an admin was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminGuard {
+    /// Done.
+    Done,
+    /// Refused: it would leave no admin, and nobody could manage users,
+    /// tokens or sending settings any more.
+    LastAdmin,
+}
+
+/// Locks every admin's row and says whether user `id` is the only admin.
+/// Locking them all makes two admins who demote each other at the same
+/// moment take turns, so the second sees the first's change.
+async fn is_last_admin(conn: &mut PgConnection, id: i64) -> Result<bool, DbError> {
+    let admins = sqlx::query_scalar!("SELECT id FROM users WHERE role = 'admin' FOR UPDATE")
+        .fetch_all(conn)
+        .await?;
+    Ok(admins == [id])
+}
+
+/// Gives user `id` a new role and ends their sessions, so they sign in
+/// again under it. Refuses to demote the last admin.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is no such user.
+pub async fn set_role(conn: &mut PgConnection, id: i64, role: Role) -> Result<AdminGuard, DbError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if role != Role::Admin && is_last_admin(&mut tx, id).await? {
+        return Ok(AdminGuard::LastAdmin);
+    }
+    let result = sqlx::query!(
+        "UPDATE users SET role = $2, updated_at = now() WHERE id = $1 AND role <> $2",
+        id,
+        role.as_str()
+    )
+    .execute(&mut *tx)
+    .await?;
+    if result.rows_affected() == 0 {
+        // Unchanged: sessions stay, unless there is no such user.
+        let exists = sqlx::query_scalar!("SELECT count(*) FROM users WHERE id = $1", id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if exists == Some(0) {
+            return Err(DbError::NotFound);
+        }
+        return Ok(AdminGuard::Done);
+    }
+    sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(AdminGuard::Done)
+}
+
+/// Deletes user `id` (their sessions go with them). Refuses to delete the
+/// last admin.
+///
+/// # Errors
+///
+/// [`DbError::NotFound`] if there is no such user.
+pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<AdminGuard, DbError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    if is_last_admin(&mut tx, id).await? {
+        return Ok(AdminGuard::LastAdmin);
+    }
+    let result = sqlx::query!("DELETE FROM users WHERE id = $1", id)
+        .execute(&mut *tx)
+        .await?;
+    if result.rows_affected() == 0 {
+        return Err(DbError::NotFound);
+    }
+    tx.commit().await?;
+    Ok(AdminGuard::Done)
 }

@@ -69,6 +69,16 @@ impl Browser {
         self.login_with_next(email, password, "/").await
     }
 
+    /// A browser signed in as an existing user.
+    pub(crate) async fn signed_in_as(app: &TestApp, email: &str, password: &str) -> Self {
+        let browser = Self::new(app);
+        browser
+            .login(email, password)
+            .await
+            .expect(StatusCode::SEE_OTHER);
+        browser
+    }
+
     /// This session's CSRF token, from a page's meta tag.
     pub(crate) async fn csrf_token(&self) -> String {
         let page = self.get("/lists").await.expect(StatusCode::OK);

@@ -9,8 +9,11 @@ use uuid::Uuid;
 use crate::dashboard::signed_in;
 use crate::helpers::spawn_app;
 
-/// The dashboard's route table, as written.
-const ROUTES: &str = include_str!("../../../web/src/dashboard/mod.rs");
+/// The dashboard's route tables, as written.
+const TABLES: [&str; 2] = [
+    include_str!("../../../web/src/dashboard/mod.rs"),
+    include_str!("../../../web/src/dashboard/settings/mod.rs"),
+];
 
 /// Routes any signed-in user, or anyone, may post to.
 const OPEN_TO_ALL: [&str; 2] = ["/login", "/logout"];
@@ -19,9 +22,9 @@ const OPEN_TO_ALL: [&str; 2] = ["/login", "/logout"];
 /// first string literal, the methods the `get(`/`post(` calls before the
 /// next route.
 fn routes() -> Vec<(String, Vec<&'static str>)> {
-    ROUTES
-        .split(".route(")
-        .skip(1)
+    TABLES
+        .iter()
+        .flat_map(|table| table.split(".route(").skip(1))
         .filter_map(|chunk| {
             let start = chunk.find('"')? + 1;
             let len = chunk[start..].find('"')?;
@@ -86,6 +89,11 @@ fn the_route_table_is_read() {
             .any(|(p, m)| p == "/campaigns/{id}/status" && m == &["post"])
     );
     assert!(routes.iter().any(|(p, m)| p == "/" && m == &["get"]));
+    assert!(
+        routes
+            .iter()
+            .any(|(p, m)| p == "/settings/users/{id}/role" && m == &["post"])
+    );
 }
 
 #[tokio::test]

@@ -84,9 +84,7 @@ pub(crate) struct DkimKeyResponse {
 
 impl From<DkimKey> for DkimKeyResponse {
     fn from(k: DkimKey) -> Self {
-        use base64::Engine;
-        let p = base64::engine::general_purpose::STANDARD.encode(&k.public_key);
-        let record = DnsRecord::new(&k.domain, &k.selector, k.algorithm, &p);
+        let record = dns_record(&k);
         Self {
             id: k.uuid,
             domain: k.domain.into(),
@@ -113,22 +111,22 @@ pub(crate) struct NewDkimKeyBody {
     /// The domain it signs for, e.g. `example.com`; it also signs mail from
     /// subdomains without a key of their own.
     #[schema(value_type = String, example = "example.com")]
-    domain: DkimDomain,
+    pub(crate) domain: DkimDomain,
     /// DNS labels of letters, digits and dashes, unique per domain.
     #[schema(value_type = String, example = "postino2026")]
-    selector: DkimSelector,
+    pub(crate) selector: DkimSelector,
     /// Generating: which key to make (RSA-2048 when absent). Importing:
     /// read from the key when absent, checked against it when given.
-    algorithm: Option<DkimAlgorithm>,
+    pub(crate) algorithm: Option<DkimAlgorithm>,
     /// A PEM private key to import (PKCS#1 `BEGIN RSA PRIVATE KEY` or PKCS#8
     /// `BEGIN PRIVATE KEY`; RSA of 2048 to 4096 bits, or Ed25519). Never
     /// returned.
     #[schema(value_type = Option<String>, write_only)]
-    private_key: Option<SecretString>,
+    pub(crate) private_key: Option<SecretString>,
     /// Whether to sign with it at once. Create it disabled to publish its
     /// DNS record first, when rotating a domain's key.
     #[schema(default = true)]
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
 }
 
 /// A change to a key.
@@ -137,6 +135,58 @@ pub(crate) struct NewDkimKeyBody {
 pub(crate) struct DkimKeyChange {
     /// Whether the sender signs with it.
     enabled: bool,
+}
+
+/// Generates or imports a key as `body` says, seals its private half and
+/// stores it; the API and the dashboard both add keys through here.
+pub(crate) async fn create(state: &AppState, body: NewDkimKeyBody) -> Result<DkimKey, WebError> {
+    let pair = match &body.private_key {
+        Some(pem) => KeyPair::from_pem(pem.expose_secret(), body.algorithm).map_err(key_error)?,
+        None => {
+            let algorithm = body.algorithm.unwrap_or(DkimAlgorithm::RsaSha256);
+            // RSA generation takes up to seconds of CPU: off the runtime.
+            tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
+                .await
+                .map_err(|e| WebError::Internal(Box::new(e)))?
+                .map_err(key_error)?
+        }
+    };
+    let sealed = state
+        .addressing
+        .dkim_vault
+        .seal(
+            body.domain.as_str(),
+            body.selector.as_str(),
+            pair.expose_pkcs8(),
+        )
+        .map_err(|e| WebError::Internal(Box::new(e)))?;
+    let mut conn = state.db.acquire().await?;
+    let key = dkim_keys::create(
+        &mut conn,
+        NewDkimKey {
+            domain: &body.domain,
+            selector: &body.selector,
+            algorithm: pair.algorithm(),
+            sealed: &sealed,
+            public_key: pair.public_key(),
+            enabled: body.enabled.unwrap_or(true),
+        },
+    )
+    .await?;
+    Ok(key)
+}
+
+/// Deletes key `id`.
+pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
+    let stored = dkim_keys::get(conn, id).await.map_err(not_found)?;
+    dkim_keys::delete(conn, stored.id).await.map_err(not_found)
+}
+
+/// The DNS TXT record that publishes `key`'s public half.
+pub(crate) fn dns_record(key: &DkimKey) -> DnsRecord {
+    use base64::Engine;
+    let p = base64::engine::general_purpose::STANDARD.encode(&key.public_key);
+    DnsRecord::new(&key.domain, &key.selector, key.algorithm, &p)
 }
 
 fn not_found(e: DbError) -> WebError {
@@ -175,39 +225,7 @@ async fn create_key(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewDkimKeyBody>,
 ) -> Result<(StatusCode, Json<DkimKeyResponse>), WebError> {
-    let pair = match &body.private_key {
-        Some(pem) => KeyPair::from_pem(pem.expose_secret(), body.algorithm).map_err(key_error)?,
-        None => {
-            let algorithm = body.algorithm.unwrap_or(DkimAlgorithm::RsaSha256);
-            // RSA generation takes up to seconds of CPU: off the runtime.
-            tokio::task::spawn_blocking(move || KeyPair::generate(algorithm))
-                .await
-                .map_err(|e| WebError::Internal(Box::new(e)))?
-                .map_err(key_error)?
-        }
-    };
-    let sealed = state
-        .addressing
-        .dkim_vault
-        .seal(
-            body.domain.as_str(),
-            body.selector.as_str(),
-            pair.expose_pkcs8(),
-        )
-        .map_err(|e| WebError::Internal(Box::new(e)))?;
-    let mut conn = state.db.acquire().await?;
-    let key = dkim_keys::create(
-        &mut conn,
-        NewDkimKey {
-            domain: &body.domain,
-            selector: &body.selector,
-            algorithm: pair.algorithm(),
-            sealed: &sealed,
-            public_key: pair.public_key(),
-            enabled: body.enabled.unwrap_or(true),
-        },
-    )
-    .await?;
+    let key = create(&state, body).await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
@@ -254,10 +272,7 @@ async fn delete_key(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    let stored = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
-    dkim_keys::delete(&mut conn, stored.id)
-        .await
-        .map_err(not_found)?;
+    delete(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_db::{DbError, policy};
+use postino_db::{DbError, PgConnection, policy};
 use postino_domain::DomainLimit;
 use postino_domain::policy::check_rate;
 use serde::{Deserialize, Serialize};
@@ -100,11 +100,9 @@ async fn put_limits(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SendingLimitsBody>,
 ) -> Result<Json<SendingLimitsResponse>, WebError> {
-    check_rate("messages_per_second", body.messages_per_second)
-        .map_err(|e| WebError::invalid(e.what, e.reason))?;
     {
         let mut conn = state.db.acquire().await?;
-        policy::set_global_rate(&mut conn, body.messages_per_second).await?;
+        set_global_rate(&mut conn, body.messages_per_second).await?;
     }
     Ok(Json(limits_response(&state).await?))
 }
@@ -142,10 +140,10 @@ pub(crate) struct DomainLimitsResponse {
 pub(crate) struct DomainLimitBody {
     /// Most messages to it in flight at once, 1 to 1000.
     #[schema(minimum = 1, maximum = 1000)]
-    max_connections: Option<u32>,
+    pub(crate) max_connections: Option<u32>,
     /// Most messages to it per minute.
     #[schema(minimum = 1)]
-    messages_per_minute: Option<u32>,
+    pub(crate) messages_per_minute: Option<u32>,
 }
 
 fn checked(domain: &str, body: DomainLimitBody) -> Result<DomainLimit, WebError> {
@@ -165,6 +163,39 @@ fn domain_in_path(domain: &str) -> Result<String, WebError> {
         messages_per_minute: None,
     };
     checked(domain, any).map(|l| l.domain)
+}
+
+/// Checks and stores the installation-wide limit; `None` removes it. The
+/// API and the dashboard both set it through here.
+pub(crate) async fn set_global_rate(
+    conn: &mut PgConnection,
+    rate: Option<f64>,
+) -> Result<(), WebError> {
+    check_rate("messages_per_second", rate).map_err(|e| WebError::invalid(e.what, e.reason))?;
+    Ok(policy::set_global_rate(conn, rate).await?)
+}
+
+/// Checks and stores `domain`'s limits, replacing any it had; returns them
+/// as stored and whether they are new.
+pub(crate) async fn store_domain_limit(
+    conn: &mut PgConnection,
+    domain: &str,
+    body: DomainLimitBody,
+) -> Result<(DomainLimit, bool), WebError> {
+    let limit = checked(domain, body)?;
+    let created = policy::put_domain_limit(conn, &limit).await?;
+    Ok((limit, created))
+}
+
+/// Removes `domain`'s limits.
+pub(crate) async fn remove_domain_limit(
+    conn: &mut PgConnection,
+    domain: &str,
+) -> Result<(), WebError> {
+    let domain = domain_in_path(domain)?;
+    policy::delete_domain_limit(conn, &domain)
+        .await
+        .map_err(not_found)
 }
 
 fn not_found(e: DbError) -> WebError {
@@ -215,9 +246,8 @@ async fn put_domain_limit(
     Path(domain): Path<String>,
     ApiJson(body): ApiJson<DomainLimitBody>,
 ) -> Result<(StatusCode, Json<DomainLimitResponse>), WebError> {
-    let limit = checked(&domain, body)?;
     let mut conn = state.db.acquire().await?;
-    let created = policy::put_domain_limit(&mut conn, &limit).await?;
+    let (limit, created) = store_domain_limit(&mut conn, &domain, body).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -235,10 +265,7 @@ async fn delete_domain_limit(
     State(state): State<AppState>,
     Path(domain): Path<String>,
 ) -> Result<StatusCode, WebError> {
-    let domain = domain_in_path(&domain)?;
     let mut conn = state.db.acquire().await?;
-    policy::delete_domain_limit(&mut conn, &domain)
-        .await
-        .map_err(not_found)?;
+    remove_domain_limit(&mut conn, &domain).await?;
     Ok(StatusCode::NO_CONTENT)
 }

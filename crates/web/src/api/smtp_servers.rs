@@ -10,8 +10,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_db::DbError;
 use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
+use postino_db::{DbError, PgConnection};
 use postino_domain::{
     SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode,
 };
@@ -109,51 +109,51 @@ pub(crate) struct SmtpServersResponse {
 pub(crate) struct SmtpServerBody {
     /// Unique, 1 to 100 characters.
     #[schema(value_type = String, min_length = 1, max_length = 100)]
-    name: SmtpServerName,
+    pub(crate) name: SmtpServerName,
     /// Host name or IP address.
-    host: String,
+    pub(crate) host: String,
     /// TCP port.
     #[schema(default = json!(SmtpSettings::default().port), minimum = 1, maximum = 65535)]
-    port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// `starttls` for port 587, `tls` for 465; `none` only for a relay on
     /// the same host.
     #[schema(default = json!(SmtpSettings::default().tls))]
-    tls: Option<TlsMode>,
+    pub(crate) tls: Option<TlsMode>,
     /// AUTH user name; empty means no AUTH.
     #[schema(default = "")]
-    username: Option<String>,
+    pub(crate) username: Option<String>,
     /// AUTH password; never returned. On `PUT`, omit it or send null to keep
     /// the stored one, or send "" to remove it.
     #[schema(value_type = Option<String>, write_only)]
-    password: Option<SecretString>,
+    pub(crate) password: Option<SecretString>,
     /// Name sent in EHLO.
     #[schema(default = json!(SmtpSettings::default().hello_name))]
-    hello_name: Option<String>,
+    pub(crate) hello_name: Option<String>,
     /// Most connections open to this relay at once, 1 to 1000.
     #[schema(default = json!(SmtpSettings::default().max_connections), minimum = 1, maximum = 1000)]
-    max_connections: Option<u32>,
+    pub(crate) max_connections: Option<u32>,
     /// Messages sent over one connection before it is reopened.
     #[schema(default = json!(SmtpSettings::default().messages_per_connection), minimum = 1)]
-    messages_per_connection: Option<u32>,
+    pub(crate) messages_per_connection: Option<u32>,
     /// Seconds to wait for a connection or any one reply, 1 to 3600.
     #[schema(default = json!(SmtpSettings::default().timeout_secs), minimum = 1, maximum = 3600)]
-    timeout_secs: Option<u64>,
+    pub(crate) timeout_secs: Option<u64>,
     /// Whether the sender delivers through it.
     #[schema(default = true)]
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<bool>,
     /// Share of the traffic against the other relays of its group, 1 to
     /// 1000: weight 3 beside weight 1 takes three messages in four.
     #[schema(default = 1, minimum = 1, maximum = 1000)]
-    weight: Option<u32>,
+    pub(crate) weight: Option<u32>,
     /// The group campaigns can be pinned to: 1 to 64 letters, digits, dots,
     /// dashes or underscores.
     #[schema(value_type = Option<String>, default = "default")]
-    group: Option<ServerGroup>,
+    pub(crate) group: Option<ServerGroup>,
     /// Most messages per second through it, across every sender; null for none.
     #[schema(exclusive_minimum = 0)]
-    messages_per_second: Option<f64>,
+    pub(crate) messages_per_second: Option<f64>,
     /// A sliding-window cap, as relays impose (50,000 per 3,600 s); null for none.
-    window: Option<SendWindow>,
+    pub(crate) window: Option<SendWindow>,
 }
 
 /// A request body checked and completed with defaults.
@@ -225,15 +225,15 @@ impl TryFrom<SmtpServerBody> for Relay {
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ConnectionCheck {
     /// Connected, greeted, secured and authenticated as configured.
-    ok: bool,
+    pub(crate) ok: bool,
     /// The connection was encrypted (STARTTLS or TLS).
-    encrypted: bool,
+    pub(crate) encrypted: bool,
     /// Credentials were sent and accepted.
-    authenticated: bool,
+    pub(crate) authenticated: bool,
     /// The name the relay gave in its EHLO reply; null when `ok` is false.
-    server_name: Option<String>,
+    pub(crate) server_name: Option<String>,
     /// Which step failed and why; null when `ok` is true.
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 /// List every SMTP server, by name.
@@ -258,9 +258,8 @@ async fn create_server(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SmtpServerBody>,
 ) -> Result<(StatusCode, Json<SmtpServerResponse>), WebError> {
-    let relay = Relay::try_from(body)?;
     let mut conn = state.db.acquire().await?;
-    let server = smtp_servers::create(&mut conn, &relay.as_new()).await?;
+    let server = create(&mut conn, body).await?;
     Ok((StatusCode::CREATED, Json(server.into())))
 }
 
@@ -290,12 +289,8 @@ async fn replace_server(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<SmtpServerBody>,
 ) -> Result<Json<SmtpServerResponse>, WebError> {
-    let relay = Relay::try_from(body)?;
     let mut conn = state.db.acquire().await?;
-    let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
-    let server = smtp_servers::update(&mut conn, stored.id, &relay.as_new(), !relay.password_given)
-        .await
-        .map_err(not_found)?;
+    let server = replace(&mut conn, id, body).await?;
     Ok(Json(server.into()))
 }
 
@@ -308,10 +303,7 @@ async fn delete_server(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
-    smtp_servers::delete(&mut conn, stored.id)
-        .await
-        .map_err(not_found)?;
+    delete(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -324,6 +316,47 @@ async fn test_server(
     State(state): State<AppState>,
     IdPath(id): IdPath,
 ) -> Result<Json<ConnectionCheck>, WebError> {
+    Ok(Json(check_connection(&state, id).await?))
+}
+
+/// Checks a body and stores it as a new relay; the API and the dashboard
+/// both add relays through here.
+pub(crate) async fn create(
+    conn: &mut PgConnection,
+    body: SmtpServerBody,
+) -> Result<SmtpServer, WebError> {
+    let relay = Relay::try_from(body)?;
+    Ok(smtp_servers::create(conn, &relay.as_new()).await?)
+}
+
+/// Checks a body and replaces relay `id`'s settings with it; a body without
+/// a password keeps the stored one.
+pub(crate) async fn replace(
+    conn: &mut PgConnection,
+    id: Uuid,
+    body: SmtpServerBody,
+) -> Result<SmtpServer, WebError> {
+    let relay = Relay::try_from(body)?;
+    let stored = smtp_servers::get(conn, id).await.map_err(not_found)?;
+    smtp_servers::update(conn, stored.id, &relay.as_new(), !relay.password_given)
+        .await
+        .map_err(not_found)
+}
+
+/// Deletes relay `id`.
+pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
+    let stored = smtp_servers::get(conn, id).await.map_err(not_found)?;
+    smtp_servers::delete(conn, stored.id)
+        .await
+        .map_err(not_found)
+}
+
+/// Connects to relay `id` with its stored settings, greets, secures and
+/// authenticates as the sender would, then quits; nothing is sent.
+pub(crate) async fn check_connection(
+    state: &AppState,
+    id: Uuid,
+) -> Result<ConnectionCheck, WebError> {
     // The connection goes back to the pool before the SMTP conversation,
     // which may wait on a slow relay for many seconds.
     let server = {
@@ -342,7 +375,7 @@ async fn test_server(
                 settings.host, settings.port
             ))
         });
-    Ok(Json(match outcome {
+    Ok(match outcome {
         Ok(checked) => ConnectionCheck {
             ok: true,
             encrypted: checked.encrypted,
@@ -357,7 +390,7 @@ async fn test_server(
             server_name: None,
             error: Some(error),
         },
-    }))
+    })
 }
 
 fn not_found(e: DbError) -> WebError {

@@ -25,7 +25,8 @@
 //!   `campaign_progress` the progress bar the page polls while sending;
 //!   `campaign_timeline` the chart of deliveries over time;
 //!   `campaign_deliveries` who got it and why, retrying failures, deleting.
-//! - `placeholder`: navigation entries whose pages are still to come.
+//! - `settings`: the admins' pages: SMTP servers, DKIM keys, sending
+//!   limits, API tokens, users.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
 //!
 //! Every handler reads and writes through the same `postino-db` functions as
@@ -48,8 +49,8 @@ mod lists;
 mod login;
 mod overview;
 mod page;
-mod placeholder;
 mod session;
+mod settings;
 mod subscriber;
 mod subscriber_actions;
 mod subscriber_bulk;
@@ -142,8 +143,8 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/import/{id}/progress", get(import_job::progress))
         .route("/import/{id}/errors.csv", get(import_job::errors_csv))
         .route("/import/{id}/cancel", post(import_job::cancel))
-        .route("/settings", get(placeholder::show))
         .route("/logout", post(login::logout))
+        .merge(settings::router())
         .route_layer(middleware::from_fn_with_state(
             state,
             session::require_session,
