@@ -763,3 +763,82 @@ async fn dashboard_subscribers_ticked_rows_are_changed_in_bulk_and_the_search_is
         page.text
     );
 }
+
+#[tokio::test]
+async fn dashboard_subscribers_an_editor_adds_one_person_to_lists_and_a_taken_address_is_named() {
+    // Arrange
+    let app = spawn_app().await;
+    let editor = signed_in(&app, Role::Editor).await;
+    let weekly = app.create_list("Weekly", "single").await;
+    let news = app.create_list("News", "double").await;
+    let csrf = editor.csrf_token().await;
+    let form = editor.get("/subscribers/new").await.expect(StatusCode::OK);
+    assert!(form.text.contains("double opt-in"), "{}", form.text);
+
+    // Act
+    let added = editor
+        .post(
+            "/subscribers",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("email", "ada@example.com"),
+                ("name", "Ada Lovelace"),
+                ("lists", weekly.as_str()),
+                ("lists", news.as_str()),
+                ("attributes", r#"{"city": "London"}"#),
+            ],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let taken = editor
+        .post(
+            "/subscribers",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("email", "ada@example.com"),
+                ("lists", weekly.as_str()),
+            ],
+        )
+        .await
+        .expect(StatusCode::CONFLICT);
+    let bad = editor
+        .post(
+            "/subscribers",
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("email", "grace@example.com"),
+                ("attributes", "{city: London}"),
+            ],
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Assert: on both lists, each with its list's default status.
+    assert!(location(&added).ends_with("?notice=created"));
+    let page = editor.get(location(&added)).await.expect(StatusCode::OK);
+    assert!(page.text.contains("The subscriber was added."));
+    let statuses: Vec<(String, String)> = sqlx::query_as(
+        "SELECT l.name, sl.status FROM subscriber_lists sl JOIN lists l ON l.id = sl.list_id
+         JOIN subscribers s ON s.id = sl.subscriber_id WHERE s.email = 'ada@example.com' ORDER BY l.name",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        statuses,
+        [
+            ("News".to_owned(), "unconfirmed".to_owned()),
+            ("Weekly".to_owned(), "confirmed".to_owned())
+        ]
+    );
+    let city: String = sqlx::query_scalar(
+        "SELECT attributes->>'city' FROM subscribers WHERE email = 'ada@example.com'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(city, "London");
+    assert!(taken.text.contains("already in Postino"), "{}", taken.text);
+    assert!(bad.text.contains("not valid JSON"), "{}", bad.text);
+    assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 1);
+}

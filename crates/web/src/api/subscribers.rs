@@ -443,16 +443,27 @@ async fn create_subscriber(
     ApiJson(body): ApiJson<CreateSubscriber>,
 ) -> Result<(StatusCode, Json<SubscriberResponse>), WebError> {
     let mut tx = state.db.begin().await?;
-    let memberships = membership_changes(&mut tx, "lists", &body.lists, body.list_status).await?;
     let new = NewSubscriber {
         email: body.email,
         name: body.name,
         attributes: body.attributes,
         status: body.status,
     };
-    let subscriber = subscribers::create(&mut tx, &new, &memberships).await?;
+    let subscriber = create(&mut tx, &new, &body.lists, body.list_status).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(subscriber.into())))
+}
+
+/// Creates subscriber `new` on `lists` (with `list_status`, or each list's
+/// default); an address already taken is a conflict naming `email`.
+pub(crate) async fn create(
+    conn: &mut PgConnection,
+    new: &NewSubscriber,
+    lists: &[Uuid],
+    list_status: Option<MembershipStatus>,
+) -> Result<Subscriber, WebError> {
+    let memberships = membership_changes(conn, "lists", lists, list_status).await?;
+    Ok(subscribers::create(conn, new, &memberships).await?)
 }
 
 /// Get one subscriber.

@@ -14,7 +14,7 @@
 //!   `subscriber_search` reads the search form into the API's filter;
 //!   `subscriber_bulk` acts on the rows ticked in it; `subscriber` one
 //!   subscriber's page; `subscriber_actions` editing, blocklisting, lists
-//!   and deleting.
+//!   and deleting; `subscriber_new` adding one by hand.
 //! - `imports`: the CSV upload form and recent imports; `import_job` one
 //!   import's live progress, summary, bad rows and error report.
 //! - `layouts`: `/templates`, the layouts campaigns are wrapped in, with a
@@ -54,6 +54,7 @@ mod settings;
 mod subscriber;
 mod subscriber_actions;
 mod subscriber_bulk;
+mod subscriber_new;
 mod subscriber_search;
 mod subscribers;
 
@@ -74,7 +75,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/lists/{id}", post(lists::update))
         .route("/lists/{id}/edit", get(lists::edit))
         .route("/lists/{id}/delete", post(lists::delete))
-        .route("/subscribers", get(subscribers::index))
+        .route(
+            "/subscribers",
+            get(subscribers::index).post(subscriber_new::create),
+        )
+        .route("/subscribers/new", get(subscriber_new::new))
         .route("/subscribers/export.csv", get(subscribers::export))
         .route("/subscribers/bulk", post(subscriber_bulk::apply))
         .route(

@@ -190,6 +190,7 @@ pub(crate) struct NoticeQuery {
 fn notice(key: &str) -> Option<&'static str> {
     match key {
         "saved" => Some("Your changes were saved."),
+        "created" => Some("The subscriber was added."),
         "blocklisted" => Some(
             "They are blocklisted: no campaign will reach them, and they were \
              unsubscribed from every list.",
