@@ -842,3 +842,38 @@ async fn dashboard_subscribers_an_editor_adds_one_person_to_lists_and_a_taken_ad
     assert!(bad.text.contains("not valid JSON"), "{}", bad.text);
     assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 1);
 }
+
+#[tokio::test]
+async fn dashboard_subscribers_a_viewer_downloads_everything_held_on_one_person() {
+    // Arrange
+    let app = spawn_app().await;
+    let created = app
+        .create_subscriber(
+            json!({"email": "ada@example.com", "name": "Ada", "attributes": {"city": "London"}}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let viewer = signed_in(&app, Role::Viewer).await;
+
+    // Act
+    let page = viewer
+        .get(&format!("/subscribers/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    let download = viewer
+        .get(&format!("/subscribers/{id}/export.json"))
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert
+    assert!(
+        page.text
+            .contains(&format!("/subscribers/{id}/export.json"))
+    );
+    assert_eq!(
+        download.headers["content-disposition"],
+        format!("attachment; filename=\"subscriber-{id}.json\"")
+    );
+    assert_eq!(download.body["subscriber"]["email"], "ada@example.com");
+    assert_eq!(download.body["subscriber"]["attributes"]["city"], "London");
+}

@@ -712,7 +712,15 @@ async fn export_subscriber(
     IdPath(id): IdPath,
 ) -> Result<(HeaderMap, Json<SubscriberExport>), WebError> {
     let mut conn = state.db.acquire().await?;
-    let subscriber = subscribers::get(&mut conn, id)
+    export(&mut conn, id).await
+}
+
+/// Everything held on subscriber `id`, as a JSON download.
+pub(crate) async fn export(
+    conn: &mut PgConnection,
+    id: Uuid,
+) -> Result<(HeaderMap, Json<SubscriberExport>), WebError> {
+    let subscriber = subscribers::get(conn, id)
         .await
         .map_err(subscriber_not_found)?;
     let mut headers = HeaderMap::new();

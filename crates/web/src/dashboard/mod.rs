@@ -80,6 +80,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             get(subscribers::index).post(subscriber_new::create),
         )
         .route("/subscribers/new", get(subscriber_new::new))
+        .route(
+            "/subscribers/{id}/export.json",
+            get(subscriber_actions::export),
+        )
         .route("/subscribers/export.csv", get(subscribers::export))
         .route("/subscribers/bulk", post(subscriber_bulk::apply))
         .route(

@@ -203,3 +203,14 @@ async fn refused(
     };
     page(state, signed_in, id, extras).await
 }
+
+/// `GET /subscribers/{id}/export.json`: everything held on them, as the
+/// API's export gives it, for a request under data-protection law.
+pub(crate) async fn export(
+    State(state): State<AppState>,
+    Extension(_signed_in): Extension<SignedIn>,
+    IdPath(id): IdPath,
+) -> Result<Response, PageError> {
+    let mut conn = state.db.acquire().await?;
+    Ok(api::export(&mut conn, id).await?.into_response())
+}
