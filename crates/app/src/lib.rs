@@ -294,6 +294,8 @@ impl Application {
             shutdown.clone(),
         ));
         tracing::info!(address = %self.listener.local_addr()?, "listening");
+        // The connecting address, for limits per client (failed sign-ins).
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await

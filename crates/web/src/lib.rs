@@ -61,6 +61,14 @@ pub struct WebSettings {
     /// Requests running longer than this are answered 408 and dropped, so a
     /// stuck request cannot hold a connection or block shutdown forever.
     pub request_timeout_secs: u64,
+    /// Behind a reverse proxy, the header it puts the client's address in
+    /// (`X-Forwarded-For`, `X-Real-IP`); its last address is taken, the one
+    /// the proxy itself added. Empty: the connecting address. Set it only
+    /// behind a proxy, or clients could claim any address.
+    pub client_ip_header: String,
+    /// Failed dashboard sign-ins one client address may make in 15 minutes
+    /// before it is refused, whichever accounts it tries; 0 turns it off.
+    pub login_failures_per_ip: u32,
 }
 
 impl Default for WebSettings {
@@ -70,6 +78,8 @@ impl Default for WebSettings {
             root_url: "http://127.0.0.1:8080".to_owned(),
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            client_ip_header: String::new(),
+            login_failures_per_ip: 50,
         }
     }
 }

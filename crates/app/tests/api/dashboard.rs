@@ -812,3 +812,74 @@ async fn dashboard_unknown_pages_get_a_page_in_words_and_signed_in_users_skip_th
     let login = login.expect(StatusCode::SEE_OTHER);
     assert_eq!(location(&login), "/lists");
 }
+
+/// A browser whose requests reach Postino through a proxy that says they
+/// came from `ip`.
+fn browser_from(app: &TestApp, ip: &str) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "x-forwarded-for",
+        format!("10.9.8.7, {ip}").parse().unwrap(),
+    );
+    Browser {
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        base: app.address.clone(),
+    }
+}
+
+#[tokio::test]
+async fn dashboard_an_address_spraying_passwords_over_many_accounts_is_refused_before_any_check() {
+    // Arrange: three failures allowed per client address, read from the
+    // proxy's header.
+    let app = spawn_app_with(|s| {
+        s.http.login_failures_per_ip = 3;
+        s.http.client_ip_header = "X-Forwarded-For".to_owned();
+    })
+    .await;
+    user(&app, "dana@example.com", Role::Editor).await;
+    let attacker = browser_from(&app, "203.0.113.9");
+    let colleague = browser_from(&app, "198.51.100.7");
+
+    // Act: three wrong guesses, each at another account.
+    for email in ["a@example.com", "b@example.com", "dana@example.com"] {
+        attacker
+            .login(email, "spring2026!")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    let refused = attacker
+        .login("dana@example.com", PASSWORD)
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    let failures = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT failed_logins FROM users WHERE email = 'dana@example.com'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let counted = failures().await;
+    let elsewhere = colleague
+        .login("dana@example.com", PASSWORD)
+        .await
+        .expect(StatusCode::SEE_OTHER);
+
+    // Assert: refused in words, before the account was even looked up (only
+    // the one wrong guess at it counts), while others still sign in.
+    assert_eq!(counted, 1);
+    assert!(
+        refused
+            .text
+            .contains("Too many failed sign-ins came from your network"),
+        "{}",
+        refused.text
+    );
+    assert!(session_cookie(&refused).is_none());
+    assert!(session_cookie(&elsewhere).is_some());
+}

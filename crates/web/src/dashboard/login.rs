@@ -6,11 +6,19 @@
 //! clears the count. Attempts are counted before the password is checked, so
 //! parallel guesses cannot slip past the limit. Unknown addresses cost the same password hash as known
 //! ones, so response times do not reveal who has an account.
+//!
+//! Besides, a client address that failed `http.login_failures_per_ip` times
+//! in 15 minutes, whichever accounts it tried, is refused before anything
+//! is looked up (see `login_limit`).
 
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::Extension;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
@@ -20,6 +28,7 @@ use postino_domain::{EmailAddress, Password};
 use serde::Deserialize;
 
 use super::cookies;
+use super::login_limit::LoginLimiter;
 use super::page::{PageError, PageForm, SignedIn, render};
 use super::session::safe_next;
 use crate::AppState;
@@ -104,6 +113,8 @@ pub(crate) struct LoginForm {
 /// Checks the password and starts a session.
 pub(crate) async fn login(
     State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<LoginLimiter>>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     PageForm(form): PageForm<LoginForm>,
 ) -> Result<Response, PageError> {
@@ -111,6 +122,13 @@ pub(crate) async fn login(
     if !super::csrf::same(&form.csrf_token, expected) {
         return Err(PageError::BadCsrf);
     }
+    let client = client_ip(&headers, peer, &state.settings.client_ip_header);
+    // Counted against the client address, when there is one.
+    let failed = || {
+        if let Some(ip) = client {
+            limiter.failed(ip, Instant::now());
+        }
+    };
     let next = safe_next(&form.next).to_owned();
     let again = |status: StatusCode, error: String| {
         // A fresh form token for the next try.
@@ -132,6 +150,18 @@ pub(crate) async fn login(
         )
     };
 
+    if let Some(wait) = client.and_then(|ip| limiter.blocked(ip, Instant::now())) {
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        tracing::warn!(client = ?client, "sign-in refused: too many failures from this address");
+        return Ok(again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed sign-ins came from your network. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+
     let mut conn = state.db.acquire().await?;
     let record = match EmailAddress::parse(form.email.trim()) {
         Ok(email) => match users::login_record(&mut conn, &email).await {
@@ -144,6 +174,7 @@ pub(crate) async fn login(
     let Some(record) = record else {
         drop(conn);
         verify(form.password.clone(), None).await?;
+        failed();
         return Ok(wrong());
     };
     let attempt =
@@ -155,6 +186,7 @@ pub(crate) async fn login(
                 .locked_until
                 .filter(|until| *until > Utc::now())
                 .unwrap_or_else(|| Utc::now() + LOCK_FOR);
+            failed();
             return Ok(again(StatusCode::TOO_MANY_REQUESTS, locked_message(until)));
         }
         LoginAttempt::Allowed { locks_at } => locks_at,
@@ -167,6 +199,7 @@ pub(crate) async fn login(
         Err(_) => false,
     };
     if !good {
+        failed();
         return Ok(match locks_at {
             Some(until) => again(StatusCode::TOO_MANY_REQUESTS, locked_message(until)),
             None => wrong(),
@@ -247,4 +280,57 @@ pub(crate) async fn logout(
         .headers_mut()
         .insert("clear-site-data", HeaderValue::from_static("\"cache\""));
     Ok(response)
+}
+/// The connecting address, when the server was started to record it (it
+/// always is; a router served without it counts no address).
+pub(crate) struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
+
+/// The client's address: the last one in `header` (what the reverse proxy
+/// in front of Postino added) when a header is configured, else the
+/// connecting address.
+fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>, header: &str) -> Option<IpAddr> {
+    if header.is_empty() {
+        return peer;
+    }
+    headers
+        .get_all(header)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .and_then(|last| last.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_the_peer_or_the_last_address_the_proxy_added() {
+        let peer = Some(IpAddr::from([10, 0, 0, 1]));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 198.51.100.7"),
+        );
+        assert_eq!(client_ip(&headers, peer, ""), peer);
+        assert_eq!(
+            client_ip(&headers, peer, "X-Forwarded-For"),
+            Some(IpAddr::from([198, 51, 100, 7]))
+        );
+        assert_eq!(client_ip(&HeaderMap::new(), peer, "X-Real-IP"), None);
+    }
 }

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - `login`: `/login` and `/logout`, the lockout after failed logins.
+//! - `login`: `/login` and `/logout`, the lockout after failed logins;
+//!   `login_limit` the failed sign-ins counted per client address.
 //! - `session`: the layer in front of every signed-in page (session cookie,
 //!   redirect to login, CSRF check on every changing request).
 //! - `csrf`, `cookies`: the token check and the cookies, small and explicit.
@@ -47,6 +48,7 @@ mod imports;
 mod layouts;
 mod lists;
 mod login;
+mod login_limit;
 mod overview;
 mod page;
 mod session;
@@ -58,17 +60,21 @@ mod subscriber_new;
 mod subscriber_search;
 mod subscribers;
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 
 use crate::AppState;
+use login_limit::LoginLimiter;
 
 /// The dashboard's routes.
 pub(crate) fn router(state: AppState) -> Router<AppState> {
+    let failures_per_ip = state.settings.login_failures_per_ip;
     let signed_in = Router::new()
         .route("/", get(overview::show))
         .route("/lists", get(lists::index).post(lists::create))
@@ -158,8 +164,10 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             state,
             session::require_session,
         ));
+    let limiter = Arc::new(LoginLimiter::new(failures_per_ip));
     Router::new()
         .route("/login", get(login::show).post(login::login))
+        .layer(Extension(limiter))
         .merge(signed_in)
         .layer(middleware::from_fn(page_headers))
         .route("/static/{*path}", get(assets::serve))
