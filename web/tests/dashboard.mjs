@@ -189,6 +189,17 @@ try {
     "blocklisting did not unsubscribe them",
   );
 
+  step = "add one subscriber by hand";
+  await Promise.all([page.waitForURL(`${base}/subscribers`), page.click("nav >> text=Subscribers")]);
+  await Promise.all([page.waitForURL(`${base}/subscribers/new`), page.click("[data-testid=new-subscriber]")]);
+  await page.fill('[data-testid=new-subscriber-form] input[name="email"]', "ada@example.com");
+  await page.fill('[data-testid=new-subscriber-form] input[name="name"]', "Ada Lovelace");
+  await page.check('[data-testid=new-subscriber-form] label.check:has-text("Spring newsletter") input');
+  await shoot(page, "subscriber-new");
+  await Promise.all([page.waitForURL(/\/subscribers\/[0-9a-f-]+\?notice=created$/), page.click("[data-testid=add-subscriber]")]);
+  check(await page.isVisible("text=The subscriber was added."), "no confirmation after adding");
+  check(await page.isVisible("[data-testid=memberships] >> text=Spring newsletter"), "the new subscriber's list is not shown");
+
   // --- import ---
   step = "open Import from the navigation";
   await Promise.all([page.waitForURL(`${base}/import`), page.click("nav >> text=Import")]);

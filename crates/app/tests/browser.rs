@@ -201,6 +201,10 @@ async fn dashboard_works_in_a_real_browser() {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(postino_app::Role::All, shutdown.clone()));
     let screenshots = workspace().join("target/screenshots");
+    // Every shot checked below must come from this run.
+    if screenshots.exists() {
+        std::fs::remove_dir_all(&screenshots).unwrap();
+    }
 
     // Act
     let output = run(
@@ -230,10 +234,21 @@ async fn dashboard_works_in_a_real_browser() {
         "list-edit",
         "subscribers",
         "subscriber",
+        "subscriber-new",
+        "import",
+        "import-done",
+        "templates",
+        "template-editor",
         "campaigns",
         "campaign-editor",
         "campaign-editor-phone-preview",
         "campaign-finished",
+        "campaign-recipients",
+        "settings-smtp",
+        "settings-dkim",
+        "settings-limits",
+        "settings-tokens",
+        "settings-users",
     ] {
         for width in ["desktop", "phone"] {
             let shot = screenshots.join(format!("{page}-{width}.png"));

@@ -856,6 +856,23 @@ async fn dashboard_settings_an_admin_creates_users_changes_roles_resets_password
     assert_eq!(role_of(&app, "sam@example.com").await, "viewer");
     sam.get("/lists").await.expect(StatusCode::SEE_OTHER);
 
+    // The same role again changes nothing, and says so: no one is signed out.
+    let sam =
+        crate::dashboard::Browser::signed_in_as(&app, "sam@example.com", "sam's first password")
+            .await;
+    let unchanged = admin
+        .post(
+            &format!("/settings/users/{sam_id}/role"),
+            &[("csrf_token", csrf.as_str()), ("role", "viewer")],
+        )
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    assert_eq!(
+        crate::dashboard::location(&unchanged),
+        "/settings/users?notice=role-unchanged"
+    );
+    sam.get("/lists").await.expect(StatusCode::OK);
+
     // Act: reset Sam's password; the old one stops working.
     let sam =
         crate::dashboard::Browser::signed_in_as(&app, "sam@example.com", "sam's first password")

@@ -126,6 +126,7 @@ fn notice(key: &str) -> Option<&'static str> {
             "The user was created. Give them their address and password; they can sign in now.",
         ),
         "role" => Some("The role was changed. The user was signed out and signs in again with it."),
+        "role-unchanged" => Some("The role was already that one; nothing changed."),
         "password" => Some("The password was reset. The user was signed out everywhere."),
         "deleted" => Some("The user was deleted and signed out."),
         _ => None,
@@ -282,6 +283,9 @@ pub(crate) async fn change_role(
     };
     let mut conn = state.db.acquire().await?;
     let user = users::get(&mut conn, id).await.map_err(not_found)?;
+    if user.role == role {
+        return Ok(Redirect::to("/settings/users?notice=role-unchanged").into_response());
+    }
     let outcome = users::set_role(&mut conn, user.id, role)
         .await
         .map_err(not_found)?;
