@@ -877,3 +877,24 @@ async fn dashboard_subscribers_a_viewer_downloads_everything_held_on_one_person(
     assert_eq!(download.body["subscriber"]["email"], "ada@example.com");
     assert_eq!(download.body["subscriber"]["attributes"]["city"], "London");
 }
+
+#[tokio::test]
+async fn dashboard_subscribers_a_lists_total_leads_to_its_members() {
+    // Arrange
+    let app = spawn_app().await;
+    let list = app.create_list("Weekly", "single").await;
+    app.create_subscriber(json!({"email": "on@example.com", "lists": [list]}))
+        .await;
+    app.create_subscriber(json!({"email": "off@example.com"}))
+        .await;
+    let viewer = signed_in(&app, Role::Viewer).await;
+
+    // Act
+    let lists = viewer.get("/lists").await.expect(StatusCode::OK);
+    let members = link(&lists.text, "list-members").unwrap();
+    let shown = viewer.get(&members).await.expect(StatusCode::OK);
+
+    // Assert
+    assert_eq!(members, format!("/subscribers?list={list}"));
+    assert_eq!(emails(&shown.text), ["on@example.com"]);
+}
