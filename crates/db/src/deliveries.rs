@@ -372,8 +372,8 @@ pub fn timeline_slot(span_secs: i64) -> i64 {
 /// widen it.
 ///
 /// It reads the campaign's rows through the (campaign_id, subscriber_id)
-/// index once; a campaign of a million recipients takes about a second, so
-/// pages show it once rather than poll it.
+/// index once: about 0.25 s for a million recipients (BENCHMARKS.md), so
+/// pages draw it once rather than poll it.
 ///
 /// # Errors
 ///
