@@ -204,8 +204,15 @@ pub async fn run_sender(settings: &Settings, shutdown: CancellationToken) -> any
         }
         None => None,
     };
-    let result =
-        postino_sender::run(pool.clone(), settings.sender.clone(), addressing, shutdown).await;
+    let templates = settings.templates.sandbox()?;
+    let result = postino_sender::run(
+        pool.clone(),
+        settings.sender.clone(),
+        addressing,
+        templates,
+        shutdown,
+    )
+    .await;
     pool.close().await;
     metrics_stop.cancel();
     if let Some(server) = metrics {
@@ -262,7 +269,9 @@ impl Application {
     pub async fn run(self, role: Role, shutdown: CancellationToken) -> anyhow::Result<()> {
         let metrics = postino_web::prometheus().map_err(|e| anyhow::anyhow!("metrics: {e}"))?;
         let addressing = addressing(&self.settings, &self.pool).await?;
+        let templates = self.settings.templates.sandbox()?;
         let state = AppState {
+            templates: templates.clone(),
             db: self.pool.clone(),
             metrics,
             settings: self.settings.http.clone(),
@@ -282,6 +291,7 @@ impl Application {
                 self.pool.clone(),
                 self.settings.sender.clone(),
                 addressing,
+                templates,
                 shutdown.clone(),
             ))
         });

@@ -151,6 +151,9 @@ enum TokenCommand {
 }
 
 fn main() -> ExitCode {
+    // A rendering child of a running server serves and exits here, before
+    // any thread starts.
+    postino_sandbox::serve_if_asked();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

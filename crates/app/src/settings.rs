@@ -1,11 +1,13 @@
 //! Layered configuration: built-in defaults, then a TOML file, then
 //! `DATABASE_URL`, then `POSTINO__SECTION__KEY` environment variables.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use postino_db::DbSettings;
+use postino_sandbox::{Limits, Sandbox};
 use postino_scheduler::SchedulerSettings;
 use postino_smtp::SmtpSettings;
 use postino_web::{CampaignSettings, WebSettings};
@@ -36,6 +38,67 @@ pub struct Settings {
     pub sender: postino_sender::SenderSettings,
     /// `[dkim]`: how stored DKIM private keys are encrypted.
     pub dkim: DkimSettings,
+    /// `[templates]`: the processes campaign templates render in.
+    pub templates: TemplateSettings,
+}
+
+/// Campaign templates render in child processes with a memory limit and a
+/// deadline, so a hostile template can stop only its own render.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// The binary started for rendering (with `template-sandbox`): this
+    /// one when unset. Set only where this binary is not `postino`.
+    pub sandbox_program: Option<PathBuf>,
+    /// Address space of each rendering process, in MiB.
+    pub memory_mib: u64,
+    /// Rendering processes at once in each Postino process; 0: one a core.
+    pub processes: usize,
+    /// Longest compile or render of one message, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for TemplateSettings {
+    fn default() -> Self {
+        Self {
+            sandbox_program: None,
+            memory_mib: 512,
+            processes: 0,
+            timeout_secs: 10,
+        }
+    }
+}
+
+impl TemplateSettings {
+    /// The pool of rendering processes these settings describe.
+    ///
+    /// # Errors
+    ///
+    /// If no program is set and this binary's path is unknown.
+    pub fn sandbox(&self) -> anyhow::Result<Sandbox> {
+        let mut limits = Limits {
+            memory_bytes: self.memory_mib.saturating_mul(1024 * 1024),
+            timeout: Duration::from_secs(self.timeout_secs),
+            ..Limits::default()
+        };
+        if self.processes > 0 {
+            limits.processes = self.processes;
+        }
+        Ok(match &self.sandbox_program {
+            Some(program) => Sandbox::new(program.clone(), limits),
+            None => Sandbox::of_this_binary(limits)?,
+        })
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.memory_mib < 64 {
+            anyhow::bail!("invalid configuration: templates.memory_mib: must be at least 64");
+        }
+        if self.timeout_secs == 0 {
+            anyhow::bail!("invalid configuration: templates.timeout_secs: must be at least 1");
+        }
+        Ok(())
+    }
 }
 
 /// How DKIM private keys are encrypted in the database.
@@ -104,6 +167,7 @@ impl Settings {
         self.sender
             .validate()
             .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+        self.templates.validate()?;
         Ok(())
     }
 

@@ -171,6 +171,7 @@ async fn dashboard_works_in_a_real_browser() {
         .await
         .expect("sink starts");
     let mut settings = Settings::default();
+    settings.templates.sandbox_program = Some(env!("CARGO_BIN_EXE_postino").into());
     settings.database.url = db.url.clone();
     settings.database.max_connections = 8;
     settings.http.listen = "127.0.0.1:0".to_owned();

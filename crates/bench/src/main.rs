@@ -97,9 +97,14 @@ enum DkimArg {
     Ed25519,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().bench {
+fn main() -> anyhow::Result<()> {
+    // The app under test renders templates in children of this binary.
+    postino_sandbox::serve_if_asked();
+    tokio::runtime::Runtime::new()?.block_on(bench(Cli::parse().bench))
+}
+
+async fn bench(bench: Bench) -> anyhow::Result<()> {
+    match bench {
         Bench::Pagination {
             subscribers,
             depth,

@@ -64,6 +64,16 @@ fn mailbox(name: &str, email: &EmailAddress) -> Result<Mailbox, MessageError> {
     Ok(Mailbox::new(name, address))
 }
 
+/// The message with CRLF line endings throughout, before it is signed: a
+/// bare CR or LF from a template would otherwise reach the wire as it is
+/// (see [`postino_domain::wire`]).
+fn crlf(bytes: Vec<u8>) -> Vec<u8> {
+    match postino_domain::wire::crlf_line_endings(&bytes) {
+        std::borrow::Cow::Borrowed(_) => bytes,
+        std::borrow::Cow::Owned(fixed) => fixed,
+    }
+}
+
 fn raw(name: &'static str, value: String) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
 }
@@ -127,13 +137,44 @@ pub fn build_message(
         from: params.from_email.clone(),
         to: params.to_email.clone(),
         message_id,
-        bytes: message.formatted(),
+        bytes: crlf(message.formatted()),
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_cr_and_lf_from_a_template_leave_as_crlf() {
+        let from = EmailAddress::parse("news@example.com").unwrap();
+        let to = EmailAddress::parse("jane@example.org").unwrap();
+        let rendered = Rendered {
+            subject: "s".to_owned(),
+            html: None,
+            text: "x\r.\r\nMAIL FROM:<evil@example.net>\n.\n".to_owned(),
+        };
+        let msg = build_message(
+            &rendered,
+            &MessageParams {
+                from_name: "",
+                from_email: &from,
+                reply_to: None,
+                to_name: "",
+                to_email: &to,
+                unsubscribe_url: "https://x.test/u",
+                unsubscribe_mailto: None,
+                list_id: None,
+                headers: &[],
+            },
+        )
+        .unwrap();
+        assert!(
+            !postino_domain::wire::has_bare_line_ending(&msg.bytes),
+            "{}",
+            String::from_utf8_lossy(&msg.bytes)
+        );
+    }
 
     #[test]
     fn a_message_carries_the_campaign_headers_and_both_parts() {

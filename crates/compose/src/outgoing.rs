@@ -106,7 +106,7 @@ impl Addressing {
         .unwrap_or_else(|_| from.clone())
     }
 
-    /// Renders and builds the message for one addressee.
+    /// Renders and builds the message for one addressee, in this process.
     ///
     /// # Errors
     ///
@@ -120,6 +120,24 @@ impl Addressing {
     ) -> Result<(Rendered, OutgoingMessage), ComposeError> {
         let unsubscribe_url = self.unsubscribe_url(campaign.uuid, to.recipient.id);
         let rendered = compiled.render(to.recipient, &unsubscribe_url)?;
+        let message = self.build(&rendered, campaign, to)?;
+        Ok((rendered, message))
+    }
+
+    /// Builds the message for one addressee from content already rendered
+    /// for them (with [`Addressing::unsubscribe_url`] as `unsubscribe_url`),
+    /// as a sandboxed render returns it.
+    ///
+    /// # Errors
+    ///
+    /// [`MessageError`] if the message cannot be built.
+    pub fn build(
+        &self,
+        rendered: &Rendered,
+        campaign: &CampaignIdentity,
+        to: Addressee<'_>,
+    ) -> Result<OutgoingMessage, MessageError> {
+        let unsubscribe_url = self.unsubscribe_url(campaign.uuid, to.recipient.id);
         let list_id = to.list.map(|l| format!("{}.{}", l.simple(), self.host()));
         let mailto = self.unsubscribe_mailto.as_ref().map(|m| {
             format!(
@@ -129,7 +147,7 @@ impl Addressing {
             )
         });
         let mut message = build_message(
-            &rendered,
+            rendered,
             &MessageParams {
                 from_name: &campaign.from_name,
                 from_email: &campaign.from_email,
@@ -145,7 +163,7 @@ impl Addressing {
         if let Some(delivery) = to.delivery {
             message.from = self.return_path(delivery, &campaign.from_email);
         }
-        Ok((rendered, message))
+        Ok(message)
     }
 }
 

@@ -4,16 +4,29 @@
 //! environment has no loader), with a fuel limit so a template cannot loop
 //! forever, and HTML auto-escaping for HTML parts so a subscriber's name
 //! cannot inject markup.
+//!
+//! Fuel also pays for the bytes a template makes (`~`, `*`, filters), checked
+//! before most allocations. The filters that serialise a value (`tojson`,
+//! `pprint`, `string`) are charged only after building their output, and
+//! an `indent` argument multiplies it, so they are replaced here by versions
+//! that write into a [`Capped`] buffer and stop at [`MAX_SERIALIZED`]. What
+//! remains unbounded inside the engine (a container turned into a string by
+//! `~` or printing) is why the web and the sender render in a separate,
+//! memory-limited process (`postino-sandbox`), never in their own.
 
 use chrono::{DateTime, Utc};
 use minijinja::{Environment, ErrorKind, Value};
 use postino_domain::BodyFormat;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Instructions one render may spend: generous for real newsletters (loops
 /// over a few hundred items), fatal for runaway ones.
 const FUEL: u64 = 200_000;
+/// The most a serialising filter (`tojson`, `pprint`, `string`) may produce.
+pub const MAX_SERIALIZED: usize = 1024 * 1024;
+/// The widest `tojson` indent: JSON for people reads fine at 8.
+const MAX_JSON_INDENT: usize = 8;
 /// Width of the generated plain-text alternative: short enough that an ASCII
 /// text part fits quoted-printable's 76-column lines untouched, so it can go
 /// out as 7bit, unencoded (cheaper to send and to read).
@@ -39,7 +52,7 @@ pub struct CampaignSource<'a> {
 }
 
 /// A template that does not compile or fails to render, with where and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
 #[error("{field}{}: {reason}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
 pub struct TemplateError {
     /// Which part: `subject`, `body`, `text_body` or `template` (the layout).
@@ -50,8 +63,33 @@ pub struct TemplateError {
     pub reason: String,
 }
 
+/// Read back from JSON (a sandboxed render reports errors that way), with
+/// the part's name mapped onto the names [`TemplateError::field`] holds.
+impl<'de> Deserialize<'de> for TemplateError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            field: String,
+            line: Option<usize>,
+            reason: String,
+        }
+        let w = Wire::deserialize(d)?;
+        let field = match w.field.as_str() {
+            "subject" => "subject",
+            "text_body" => "text_body",
+            "template" => "template",
+            _ => "body",
+        };
+        Ok(Self {
+            field,
+            line: w.line,
+            reason: w.reason,
+        })
+    }
+}
+
 /// One recipient, as templates see them under `subscriber`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recipient {
     /// Public id.
     pub id: Uuid,
@@ -81,7 +119,7 @@ impl Recipient {
 }
 
 /// A message's content for one recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Rendered {
     /// The subject line.
     pub subject: String,
@@ -127,6 +165,9 @@ fn engine() -> Environment<'static> {
         }
     });
     env.add_filter("date", date_filter);
+    env.add_filter("tojson", tojson_filter);
+    env.add_filter("pprint", pprint_filter);
+    env.add_filter("string", string_filter);
     env.add_function("now", || Utc::now().to_rfc3339());
     env
 }
@@ -156,6 +197,166 @@ fn date_filter(value: &str, format: Option<&str>) -> Result<String, minijinja::E
             )
         })?;
     Ok(parsed.format(format).to_string())
+}
+
+/// A buffer that refuses to grow past [`MAX_SERIALIZED`]: serialising into it
+/// stops at the limit instead of building the whole value first.
+#[derive(Debug, Default)]
+struct Capped(String);
+
+impl Capped {
+    fn push(&mut self, s: &str) -> bool {
+        if self.0.len() + s.len() > MAX_SERIALIZED {
+            return false;
+        }
+        self.0.push_str(s);
+        true
+    }
+}
+
+impl std::fmt::Write for Capped {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.push(s) {
+            Ok(())
+        } else {
+            Err(std::fmt::Error)
+        }
+    }
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(std::io::Error::other)?;
+        if self.push(text) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::Error::other("too large"))
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn too_large(filter: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!(
+            "{filter} would produce more than {} KiB",
+            MAX_SERIALIZED / 1024
+        ),
+    )
+}
+
+/// JSON on one line with a space after `,` and `:`, as Jinja2's `tojson`
+/// (Python's `json.dumps`) writes it.
+struct Spaced;
+
+impl serde_json::ser::Formatter for Spaced {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+/// `{{ value | tojson }}` or `tojson(indent=2)`: JSON safe for HTML, at most
+/// [`MAX_SERIALIZED`] bytes, indented by at most [`MAX_JSON_INDENT`].
+#[allow(clippy::needless_pass_by_value)] // minijinja hands filters owned arguments
+fn tojson_filter(
+    value: &Value,
+    indent: Option<Value>,
+    kwargs: minijinja::value::Kwargs,
+) -> Result<Value, minijinja::Error> {
+    let indent = match indent {
+        Some(i) => Some(i),
+        None => kwargs.get::<Option<Value>>("indent")?,
+    };
+    kwargs.assert_all_used()?;
+    let indent = match indent {
+        None => None,
+        Some(v) if v.kind() == minijinja::value::ValueKind::Bool => v.is_true().then_some(2),
+        Some(v) => Some(usize::try_from(v)?),
+    };
+    if indent.is_some_and(|i| i > MAX_JSON_INDENT) {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("tojson indents by at most {MAX_JSON_INDENT}"),
+        ));
+    }
+    let mut out = Capped::default();
+    let written = match indent {
+        Some(width) => {
+            let spaces = " ".repeat(width);
+            let formatter = serde_json::ser::PrettyFormatter::with_indent(spaces.as_bytes());
+            let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+            value.serialize(&mut ser)
+        }
+        None => value.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, Spaced,
+        )),
+    };
+    if let Err(e) = written {
+        return Err(if e.is_io() {
+            too_large("tojson")
+        } else {
+            minijinja::Error::new(ErrorKind::InvalidOperation, "cannot serialize to JSON")
+        });
+    }
+    // The same escaping as minijinja's own filter, so the JSON can sit in
+    // an HTML attribute or a <script> block.
+    let json = out
+        .0
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\'', "\\u0027");
+    Ok(Value::from_safe_string(json))
+}
+
+/// `{{ value | pprint }}`, at most [`MAX_SERIALIZED`] bytes.
+fn pprint_filter(value: &Value) -> Result<String, minijinja::Error> {
+    let mut out = Capped::default();
+    std::fmt::Write::write_fmt(&mut out, format_args!("{value:#?}"))
+        .map_err(|_| too_large("pprint"))?;
+    Ok(out.0)
+}
+
+/// `{{ value | string }}`, at most [`MAX_SERIALIZED`] bytes.
+fn string_filter(value: &Value) -> Result<Value, minijinja::Error> {
+    if value.as_str().is_some() {
+        return Ok(value.clone());
+    }
+    let mut out = Capped::default();
+    std::fmt::Write::write_fmt(&mut out, format_args!("{value}"))
+        .map_err(|_| too_large("string"))?;
+    Ok(Value::from(out.0))
 }
 
 fn error_in(field: &'static str, e: &minijinja::Error) -> TemplateError {
@@ -551,6 +752,78 @@ mod tests {
             CompiledCampaign::compile(&source("S", "{{ now() | date('%Q') }}", BodyFormat::Text))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn serialising_filters_cannot_be_made_to_build_huge_values() {
+        // The attack that crashed the server: an indent of 100 million
+        // spaces per nesting level, charged only after the JSON was built.
+        let err = CompiledCampaign::compile(&source(
+            "S",
+            "{{ range(100)|list|tojson(indent=100000000) }}",
+            BodyFormat::Html,
+        ))
+        .unwrap_err();
+        assert!(err.reason.contains("indents by at most"), "{err}");
+        // The same string a thousand times over: a cheap list, a huge JSON.
+        for filter in ["tojson", "pprint", "string"] {
+            let err = CompiledCampaign::compile(&source(
+                "S",
+                &format!("{{% set s = 'x' * 100000 %}}{{{{ ([s] * 1000)|{filter} }}}}"),
+                BodyFormat::Html,
+            ))
+            .unwrap_err();
+            assert!(err.reason.contains("more than 1024 KiB"), "{filter}: {err}");
+        }
+        // Ordinary use is unchanged, with Jinja2's spacing.
+        let c = CompiledCampaign::compile(&source(
+            "S",
+            "{{ {'a': [1, 2], 'b': \"<x>\"}|tojson }}|{{ [1]|tojson(indent=2) }}|{{ [1, 'a']|string }}|{{ 3|string }}",
+            BodyFormat::Text,
+        ))
+        .unwrap();
+        assert_eq!(
+            c.render(&jane(), "u").unwrap().text,
+            "{\"a\": [1, 2], \"b\": \"\\u003cx\\u003e\"}|[\n  1\n]|[1, 'a']|3"
+        );
+    }
+
+    #[test]
+    fn a_per_subscriber_indent_is_refused_at_render_time_for_that_subscriber() {
+        let c = CompiledCampaign::compile(&source(
+            "S",
+            "{{ range(100)|list|tojson(indent=subscriber.attributes.w|default(1)) }}",
+            BodyFormat::Html,
+        ))
+        .unwrap();
+        let mut r = jane();
+        r.attributes.insert("w".into(), 100_000_000.into());
+        let err = c.render(&r, "u").unwrap_err();
+        assert_eq!(err.field, "body");
+        assert!(err.reason.contains("indents by at most"), "{err}");
+    }
+
+    #[test]
+    fn doubling_a_string_runs_out_of_fuel_not_memory() {
+        let err = CompiledCampaign::compile(&source(
+            "S",
+            "{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+            BodyFormat::Text,
+        ))
+        .unwrap_err();
+        assert!(err.reason.to_lowercase().contains("fuel"), "{err}");
+    }
+
+    #[test]
+    fn template_errors_cross_a_process_boundary_as_json() {
+        let err = TemplateError {
+            field: "text_body",
+            line: Some(3),
+            reason: "r".to_owned(),
+        };
+        let back: TemplateError =
+            serde_json::from_str(&serde_json::to_string(&err).unwrap()).unwrap();
+        assert_eq!(back, err);
     }
 
     #[test]

@@ -126,7 +126,10 @@ pub async fn counts(conn: &mut PgConnection, campaign_id: i64) -> Result<Deliver
 
 /// Puts deliveries whose lease expired (their worker died) back in the
 /// queue, or marks them skipped if their campaign was cancelled meanwhile.
-/// Returns how many went back to the queue.
+/// Each counts the lost lease; one that has now lost
+/// [`postino_domain::MAX_LOST_LEASES`] is failed with the reason, so a
+/// delivery that kills senders stops doing so. Returns how many went back
+/// to the queue.
 ///
 /// # Errors
 ///
@@ -135,8 +138,16 @@ pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Res
     let row = sqlx::query!(
         r#"WITH expired AS (
                UPDATE deliveries d SET
-                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
-                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled' ELSE d.last_reply END,
+                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped'
+                                 WHEN d.lost_leases + 1 >= $2 THEN 'failed'
+                                 ELSE 'queued' END,
+                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled'
+                                     WHEN d.lost_leases + 1 >= $2 THEN
+                                         'not tried again: a sender stopped ' || (d.lost_leases + 1)
+                                         || ' times while this delivery was in its hands'
+                                     ELSE d.last_reply END,
+                   last_code = CASE WHEN d.lost_leases + 1 >= $2 THEN NULL ELSE d.last_code END,
+                   lost_leases = d.lost_leases + 1,
                    lease_until = NULL,
                    updated_at = now()
                FROM campaigns c
@@ -144,7 +155,8 @@ pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Res
                RETURNING d.status
            )
            SELECT count(*) FILTER (WHERE status = 'queued') AS "requeued!" FROM expired"#,
-        now
+        now,
+        i32::from(postino_domain::MAX_LOST_LEASES),
     )
     .fetch_one(conn)
     .await?;

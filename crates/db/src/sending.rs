@@ -65,6 +65,8 @@ pub struct Claimed {
     /// `List-Id`. `None` when they are on none any more (unsubscribed after
     /// enqueue) or are blocklisted: the delivery is to be skipped.
     pub list_uuid: Option<Uuid>,
+    /// Senders that died holding it before; more than 0 makes it a suspect.
+    pub lost_leases: i16,
 }
 
 /// Where to resume claiming a campaign's queue: after the last delivery
@@ -79,7 +81,10 @@ pub struct ClaimFrom {
 }
 
 /// Claims up to `per_campaign` due deliveries of each campaign, marking them
-/// `sending` until `lease` from now. Rows other senders hold are skipped,
+/// `sending` until `lease` from now, and with `suspect` also the first due
+/// suspect of any of them (a delivery a dead sender held, see
+/// [`crate::deliveries::requeue_expired`]). Suspects come only that way,
+/// one at a time, so the caller can keep at most one in flight. Rows other senders hold are skipped,
 /// not waited for. Taking an equal share from each running campaign keeps a
 /// large campaign from starving a small one started after it.
 ///
@@ -98,6 +103,7 @@ pub async fn claim(
     from: &[ClaimFrom],
     per_campaign: i64,
     lease: Duration,
+    suspect: bool,
 ) -> Result<Vec<Claimed>, DbError> {
     let campaigns: Vec<i64> = from.iter().map(|f| f.campaign).collect();
     let after_run_at: Vec<DateTime<Utc>> = from
@@ -117,10 +123,21 @@ pub async fn claim(
                    SELECT d.id FROM deliveries d
                    WHERE d.campaign_id = c.id AND d.status = 'queued' AND d.run_at <= now()
                      AND (d.run_at, d.id) > (c.after_run_at, c.after_id)
+                     AND d.lost_leases = 0
                    ORDER BY d.run_at, d.id
                    LIMIT $2
                    FOR UPDATE SKIP LOCKED
                ) q
+           ), suspect AS (
+               -- Uses deliveries_suspects, which is empty unless a sender died.
+               SELECT d.id FROM deliveries d
+               WHERE $6 AND d.campaign_id = ANY($1) AND d.status = 'queued'
+                 AND d.lost_leases > 0 AND d.run_at <= now()
+               ORDER BY d.run_at, d.id
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED
+           ), picked AS (
+               SELECT id FROM due UNION ALL SELECT id FROM suspect
            ), claimed AS (
                UPDATE deliveries d SET
                    status = 'sending',
@@ -128,8 +145,9 @@ pub async fn claim(
                    attempts = d.attempts + 1,
                    first_attempt_at = COALESCE(d.first_attempt_at, now()),
                    updated_at = now()
-               FROM due WHERE d.id = due.id
-               RETURNING d.id, d.campaign_id, d.subscriber_id, d.attempts, d.first_attempt_at, d.run_at
+               FROM picked WHERE d.id = picked.id
+               RETURNING d.id, d.campaign_id, d.subscriber_id, d.attempts, d.first_attempt_at, d.run_at,
+                         d.lost_leases
            )
            SELECT c.id AS "id!", c.campaign_id AS "campaign_id!", c.attempts AS "attempt!",
                   c.run_at AS "run_at!",
@@ -145,7 +163,8 @@ pub async fn claim(
                         AND (sl.status = 'confirmed' OR (sl.status = 'unconfirmed' AND l.opt_in = 'single'))
                       ORDER BY cl.list_id
                       LIMIT 1
-                  ) END AS list_uuid
+                  ) END AS list_uuid,
+                  c.lost_leases AS "lost_leases!"
            FROM claimed c JOIN subscribers s ON s.id = c.subscriber_id
            ORDER BY c.id"#,
         &campaigns,
@@ -153,6 +172,7 @@ pub async fn claim(
         lease.as_secs_f64(),
         &after_run_at,
         &after_id,
+        suspect,
     )
     .fetch_all(conn)
     .await?;

@@ -29,6 +29,13 @@ text_enum!(DeliveryStatus, "status", {
     Queued => "queued", Sending => "sending", Sent => "sent", Failed => "failed", Skipped => "skipped"
 });
 
+/// How many senders may die holding one delivery (its lease expiring with
+/// no result) before it is failed rather than requeued: whatever in it
+/// kills a sender must not go on killing the next one. Three tells a
+/// delivery that crashes senders from one that was merely in flight when
+/// a host went down, since suspects are claimed alone.
+pub const MAX_LOST_LEASES: i16 = 3;
+
 /// When a temporarily refused message is tried again: exponential backoff
 /// from `initial`, doubling per attempt up to `max`, with jitter so a relay
 /// that refused a burst does not get the same burst back at one instant; and

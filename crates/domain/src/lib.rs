@@ -19,6 +19,7 @@
 //! - [`imports`] — CSV import modes and job statuses.
 //! - [`users`] — dashboard users, their roles and passwords; API token names.
 //! - [`pagination`] — keyset cursors and page sizes.
+//! - [`wire`] — CRLF line endings for messages on the wire (no SMTP smuggling).
 //! - [`error`] — the error type what a parser says when it refuses a value.
 //!
 //! Dependency rule: this crate depends on no other workspace crate, and never
@@ -39,9 +40,10 @@ pub mod smtp;
 pub mod subscribers;
 mod text;
 pub mod users;
+pub mod wire;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
-pub use delivery::{DeliveryStatus, RetryPolicy, is_recipient_refusal};
+pub use delivery::{DeliveryStatus, MAX_LOST_LEASES, RetryPolicy, is_recipient_refusal};
 pub use dkim::{DkimAlgorithm, DkimDomain, DkimSelector};
 pub use email::EmailAddress;
 pub use error::DomainError;

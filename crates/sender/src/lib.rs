@@ -75,6 +75,7 @@ use alarm::{Alarm, AlarmSettings};
 use breaker::BreakerSettings;
 use domains::Domains;
 use lanes::{Lanes, Wiring};
+use postino_sandbox::Sandbox;
 use prepared::{Cache, Running};
 use rates::Rates;
 use worker::{Job, Shared, Throttle};
@@ -116,7 +117,10 @@ async fn claim(
     let running = sending::running_campaigns(&mut conn).await?;
     shared.running.set(running.iter().map(|c| c.id));
     shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
-    let ready = claimer.cache.refresh(&mut conn, &running).await;
+    let ready = claimer
+        .cache
+        .refresh(&mut conn, &running, &shared.templates)
+        .await;
     if claimer.cache.take_fresh() {
         claimer.policy_stale = true;
         return Ok(Vec::new());
@@ -165,13 +169,18 @@ async fn claim(
         })
         .collect();
     let claimed_at = Instant::now();
+    let take_suspect = shared.suspect.is_free();
     let claimed = sending::claim(
         &mut conn,
         &from,
         i64::try_from(per_campaign).unwrap_or(i64::MAX),
         settings.lease,
+        take_suspect,
     )
     .await?;
+    if let Some(suspect) = claimed.iter().find(|c| c.lost_leases > 0) {
+        shared.suspect.hold(suspect.id, claimed_at + settings.lease);
+    }
     for campaign in &routable {
         let mine = claimed.iter().filter(|c| c.campaign_id == *campaign);
         let last = mine.clone().map(|c| (c.run_at, c.id)).max();
@@ -265,6 +274,7 @@ pub async fn run(
     pool: PgPool,
     settings: SenderSettings,
     addressing: Addressing,
+    templates: Sandbox,
     shutdown: CancellationToken,
 ) -> Result<(), String> {
     settings.validate()?;
@@ -275,6 +285,7 @@ pub async fn run(
     let (pauses_tx, mut pauses_rx) = mpsc::unbounded_channel();
     let shared = Arc::new(Shared {
         addressing,
+        templates,
         retry,
         running: Running::default(),
         pool: pool.clone(),
@@ -293,6 +304,7 @@ pub async fn run(
         },
         processes: AtomicU32::new(1),
         dkim: dkim::Keys::default(),
+        suspect: worker::Suspect::default(),
     });
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
     let recorder = tokio::spawn(recorder::run(

@@ -5,21 +5,27 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use postino_compose::{CampaignIdentity, CampaignSource, CompiledCampaign};
+use postino_compose::{CampaignIdentity, CampaignSource};
 use postino_db::sending::RunningCampaign;
 use postino_db::{PgConnection, campaigns, templates};
 use postino_domain::ServerGroup;
+use postino_sandbox::{Sandbox, Template};
 
 /// A campaign ready to render: templates compiled, addressing resolved.
 #[derive(Debug)]
 pub(crate) struct PreparedCampaign {
-    pub(crate) compiled: CompiledCampaign,
+    /// Its templates, compiled in the rendering processes.
+    pub(crate) template: Template,
     pub(crate) identity: CampaignIdentity,
     /// The relay group it is pinned to, if any.
     pub(crate) smtp_group: Option<ServerGroup>,
 }
 
-async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, String> {
+async fn prepare(
+    conn: &mut PgConnection,
+    templates: &Sandbox,
+    id: i64,
+) -> Result<PreparedCampaign, String> {
     let c = campaigns::get_by_id(conn, id)
         .await
         .map_err(|e| e.to_string())?;
@@ -34,18 +40,20 @@ async fn prepare(conn: &mut PgConnection, id: i64) -> Result<PreparedCampaign, S
     };
     let f = c.fields;
     let smtp_group = f.smtp_group.clone();
-    let compiled = CompiledCampaign::compile(&CampaignSource {
-        uuid: c.uuid,
-        name: &f.name,
-        subject: &f.subject,
-        body: &f.body,
-        format: f.body_format,
-        text_body: f.text_body.as_deref(),
-        layout: layout.as_deref(),
-    })
-    .map_err(|e| e.to_string())?;
+    let template = templates
+        .compile(&CampaignSource {
+            uuid: c.uuid,
+            name: &f.name,
+            subject: &f.subject,
+            body: &f.body,
+            format: f.body_format,
+            text_body: f.text_body.as_deref(),
+            layout: layout.as_deref(),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(PreparedCampaign {
-        compiled,
+        template,
         identity: CampaignIdentity {
             uuid: c.uuid,
             from_name: f.from_name,
@@ -79,6 +87,7 @@ impl Cache {
         &mut self,
         conn: &mut PgConnection,
         running: &[RunningCampaign],
+        templates: &Sandbox,
     ) -> Vec<i64> {
         self.prepared.retain(|k, _| running.contains(k));
         self.broken
@@ -92,7 +101,7 @@ impl Cache {
             if self.broken.contains_key(campaign) {
                 continue;
             }
-            match prepare(conn, campaign.id).await {
+            match prepare(conn, templates, campaign.id).await {
                 Ok(p) => {
                     self.prepared.insert(*campaign, Arc::new(p));
                     ready.push(campaign.id);

@@ -1,11 +1,13 @@
 //! One worker: one SMTP connection, one message at a time.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use postino_compose::{Addressee, Addressing, Recipient};
 use postino_db::PgPool;
 use postino_db::sending::{Claimed, Outcome, Recorded};
@@ -46,6 +48,8 @@ impl Job {
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) addressing: Addressing,
+    /// Renders each message in a process of its own.
+    pub(crate) templates: postino_sandbox::Sandbox,
     pub(crate) retry: RetryPolicy,
     pub(crate) running: Running,
     pub(crate) pool: PgPool,
@@ -59,6 +63,40 @@ pub(crate) struct Shared {
     pub(crate) processes: AtomicU32,
     /// The DKIM keys messages are signed with.
     pub(crate) dkim: crate::dkim::Keys,
+    /// The suspect this process holds, if any (see [`Suspect`]).
+    pub(crate) suspect: Suspect,
+}
+
+/// The one suspect delivery (one a dead sender held) this process may have
+/// in flight. Claimed alone, a suspect that kills its sender takes no other
+/// suspect with it, so a delivery that crashes senders reaches
+/// [`postino_domain::MAX_LOST_LEASES`] and is failed while the deliveries
+/// that merely shared its batch go out. The slot frees itself when the
+/// claim's lease ends, whatever became of the job.
+#[derive(Debug, Default)]
+pub(crate) struct Suspect(std::sync::Mutex<Option<(i64, Instant)>>);
+
+impl Suspect {
+    pub(crate) fn is_free(&self) -> bool {
+        self.0.lock().map_or(true, |held| {
+            held.is_none_or(|(_, until)| Instant::now() >= until)
+        })
+    }
+
+    pub(crate) fn hold(&self, delivery: i64, until: Instant) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some((delivery, until));
+        }
+    }
+
+    /// Frees the slot if `delivery` holds it.
+    pub(crate) fn done(&self, delivery: i64) {
+        if let Ok(mut held) = self.0.lock()
+            && held.is_some_and(|(id, _)| id == delivery)
+        {
+            *held = None;
+        }
+    }
 }
 
 /// How domains that ask us to slow down are slowed.
@@ -215,7 +253,24 @@ pub(crate) async fn run(
             let _ = results.send(job.released()).await;
             break;
         }
-        let step = deliver(&relay, &shared, &mut conn, &job).await;
+        let delivered = AssertUnwindSafe(deliver(&relay, &shared, &mut conn, &job))
+            .catch_unwind()
+            .await;
+        let step = delivered.unwrap_or_else(|_| {
+            // A bug this delivery runs into: fail it with the reason rather
+            // than lose the worker and hand the delivery to the next one.
+            tracing::error!(
+                delivery = job.claimed.id,
+                "sending a delivery panicked; it is failed"
+            );
+            conn = None;
+            Step::not_attempted(Recorded {
+                id: job.claimed.id,
+                attempt: job.claimed.attempt,
+                outcome: failed("not tried again: an internal error stopped it".to_owned()),
+            })
+        });
+        shared.suspect.done(job.claimed.id);
         if step.attempted {
             ticket.spend();
         }
@@ -302,9 +357,30 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         }
     };
     let recipient = recipient_of(c);
-    let composed = shared.addressing.compose(
-        &job.campaign.compiled,
-        &job.campaign.identity,
+    let identity = &job.campaign.identity;
+    let unsubscribe_url = shared
+        .addressing
+        .unsubscribe_url(identity.uuid, recipient.id);
+    let rendered = match job
+        .campaign
+        .template
+        .render(&recipient, &unsubscribe_url)
+        .await
+    {
+        Ok(rendered) => rendered,
+        Err(postino_sandbox::Error::Template(e)) => {
+            // The template fails for this recipient, and would again.
+            return Step::not_attempted(record(failed(format!("cannot compose the message: {e}"))));
+        }
+        Err(e @ postino_sandbox::Error::Unavailable(_)) => {
+            // Not the message's fault: it waits in the queue.
+            tracing::error!(error = %e, "cannot render; the delivery goes back to the queue");
+            return Step::not_attempted(job.released());
+        }
+    };
+    let composed = shared.addressing.build(
+        &rendered,
+        identity,
         Addressee {
             recipient: &recipient,
             to: &to,
@@ -313,7 +389,7 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         },
     );
     let mut message = match composed {
-        Ok((_, message)) => message,
+        Ok(message) => message,
         Err(e) => {
             return Step::not_attempted(record(failed(format!("cannot compose the message: {e}"))));
         }

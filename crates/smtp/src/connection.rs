@@ -221,6 +221,8 @@ impl Connection {
         to: &EmailAddress,
         bytes: &[u8],
     ) -> SendOutcome {
+        // No bare CR or LF reaches the wire, on either path below.
+        let bytes = &*postino_domain::wire::crlf_line_endings(bytes);
         let envelope = match (from.as_str().parse(), to.as_str().parse()) {
             (Ok(f), Ok(t)) => Envelope::new(Some(f), vec![t]),
             _ => Err(lettre::error::Error::MissingFrom),

@@ -153,3 +153,39 @@ async fn a_message_arrives_byte_for_byte_with_or_without_pipelining() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_bare_cr_before_a_dot_cannot_end_the_message_early() {
+    // `<CR>.<CR><LF>` ends DATA at some receivers, and what follows would be
+    // read as a second, smuggled transaction. It must arrive as a line of
+    // its own holding a dot, inside the one message.
+    let body = b"Subject: s\r\n\r\nx\r.\r\nMAIL FROM:<evil@example.net>\r\nend\n.\nlast\r\n";
+    let expected: &[u8] =
+        b"Subject: s\r\n\r\nx\r\n.\r\nMAIL FROM:<evil@example.net>\r\nend\r\n.\r\nlast\r\n";
+    for pipelining in [true, false] {
+        let sink = Sink::start(SinkConfig {
+            pipelining,
+            ..SinkConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut conn = Connection::open(&settings_for(&sink)).await.unwrap();
+        let outcome = conn
+            .send(&addr("news@example.com"), &addr("r@example.org"), body)
+            .await;
+        assert!(matches!(outcome, SendOutcome::Sent { .. }), "{outcome:?}");
+        let received = sink.messages();
+        assert_eq!(received.len(), 1, "pipelining {pipelining}");
+        let data = &received[0].data;
+        assert!(
+            !postino_domain::wire::has_bare_line_ending(data),
+            "pipelining {pipelining}: {:?}",
+            String::from_utf8_lossy(data)
+        );
+        assert!(
+            data.starts_with(expected),
+            "pipelining {pipelining}: {:?}",
+            String::from_utf8_lossy(data)
+        );
+    }
+}

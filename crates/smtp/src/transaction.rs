@@ -35,9 +35,12 @@ pub(crate) async fn offers_pipelining(
         .any(|line| line.trim().eq_ignore_ascii_case("PIPELINING")))
 }
 
-/// The message with every line that starts with a dot given a second one,
-/// ending in CRLF, then the lone dot that ends DATA.
+/// The message with its line endings made CRLF (see
+/// [`postino_domain::wire`]: no bare CR or LF may reach the wire, where it
+/// could end DATA early at some receivers), every line that starts with a
+/// dot given a second one, ending in CRLF, then the lone dot that ends DATA.
 pub(crate) fn dot_stuffed(message: &[u8]) -> Vec<u8> {
+    let message = &*postino_domain::wire::crlf_line_endings(message);
     let mut out = Vec::with_capacity(message.len() + 16);
     let mut start = 0;
     if message.first() == Some(&b'.') {
@@ -110,5 +113,16 @@ mod tests {
         assert_eq!(dot_stuffed(b"a.b\r\n"), b"a.b\r\n.\r\n");
         assert_eq!(dot_stuffed(b""), b"\r\n.\r\n");
         assert_eq!(dot_stuffed(b"x\r\n."), b"x\r\n..\r\n.\r\n");
+    }
+
+    #[test]
+    fn a_dot_after_a_bare_cr_or_lf_is_stuffed_on_a_line_of_its_own() {
+        // `<CR>.<CR><LF>` would end DATA at a lenient receiver and start a
+        // smuggled message; it must go out as a stuffed dot line.
+        assert_eq!(
+            dot_stuffed(b"x\r.\r\nMAIL FROM:<a@b>\r\n"),
+            b"x\r\n..\r\nMAIL FROM:<a@b>\r\n.\r\n"
+        );
+        assert_eq!(dot_stuffed(b"x\n.\ny"), b"x\r\n..\r\ny\r\n.\r\n");
     }
 }

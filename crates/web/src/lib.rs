@@ -118,6 +118,8 @@ pub struct AppState {
     pub addressing: postino_compose::Addressing,
     /// Where uploads go and how large they may be.
     pub imports: postino_importer::ImportSettings,
+    /// Compiles and renders templates in processes of their own.
+    pub templates: postino_sandbox::Sandbox,
 }
 
 /// The OpenAPI document of the REST API.

@@ -26,6 +26,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
     settings.database.url = db.url.clone();
     settings.database.max_connections = 5;
     settings.http.listen = "127.0.0.1:0".to_owned();
+    // Templates render in children of the real binary, not of this test harness.
+    settings.templates.sandbox_program = Some(env!("CARGO_BIN_EXE_postino").into());
     settings
 }
 

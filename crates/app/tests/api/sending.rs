@@ -762,9 +762,10 @@ async fn claims_of_a_dead_sender_return_to_the_queue_or_are_skipped_if_cancelled
             after: None,
         })
         .collect();
-    let claimed = postino_db::sending::claim(&mut conn, &from, 100, Duration::from_millis(1))
-        .await
-        .unwrap();
+    let claimed =
+        postino_db::sending::claim(&mut conn, &from, 100, Duration::from_millis(1), false)
+            .await
+            .unwrap();
     assert_eq!(claimed.len(), 20, "both campaigns share the claim");
     assert_eq!(
         claimed.iter().filter(|c| c.campaign_id == ids[0]).count(),

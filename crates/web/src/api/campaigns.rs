@@ -7,14 +7,14 @@ use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, Utc};
 use postino_compose::dkim::{DkimSigners, SignedBy};
 use postino_compose::{
-    Addressee, CampaignIdentity, CampaignSource, CompiledCampaign, ComposeError, Recipient,
-    Rendered, TemplateError,
+    Addressee, CampaignIdentity, CampaignSource, Recipient, Rendered, TemplateError,
 };
 use postino_db::campaigns::{self, Campaign, CampaignFields};
 use postino_db::dkim_keys::{self, DkimKey};
 use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
 use postino_domain::campaigns::{header_text, parse_subject};
 use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
+use postino_sandbox::{Sandbox, Template};
 use postino_smtp::{Connection, SendOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -298,6 +298,15 @@ fn template_error(e: TemplateError) -> WebError {
     WebError::invalid(field, line + &reason)
 }
 
+/// A sandboxed compile or render that failed: the template's fault is the
+/// user's to fix (422); a sandbox that cannot run is ours (500).
+pub(crate) fn sandbox_error(e: postino_sandbox::Error) -> WebError {
+    match e {
+        postino_sandbox::Error::Template(t) => template_error(t),
+        e @ postino_sandbox::Error::Unavailable(_) => WebError::Internal(Box::new(e)),
+    }
+}
+
 /// A campaign's content with every field present, checked.
 struct Checked {
     fields: CampaignFields,
@@ -310,9 +319,10 @@ struct Checked {
 /// every field and compiles the templates. Returns all field errors at once.
 async fn check(
     conn: &mut PgConnection,
+    sandbox: &Sandbox,
     base: Option<&Campaign>,
     body: CampaignBody,
-) -> Result<(Checked, CompiledCampaign), WebError> {
+) -> Result<(Checked, Template), WebError> {
     let mut errors = Vec::new();
     let mut require = |field: &str, value: Option<String>| -> String {
         value.unwrap_or_else(|| {
@@ -423,16 +433,18 @@ async fn check(
     if !errors.is_empty() {
         return Err(WebError::Invalid(errors));
     }
-    let compiled = CompiledCampaign::compile(&CampaignSource {
-        uuid: base.map_or(Uuid::nil(), |c| c.uuid),
-        name: &name,
-        subject: &subject,
-        body: &content,
-        format: body_format,
-        text_body: text_body.as_deref(),
-        layout: layout.as_ref().map(|l| l.body.as_str()),
-    })
-    .map_err(template_error)?;
+    let compiled = sandbox
+        .compile(&CampaignSource {
+            uuid: base.map_or(Uuid::nil(), |c| c.uuid),
+            name: &name,
+            subject: &subject,
+            body: &content,
+            format: body_format,
+            text_body: text_body.as_deref(),
+            layout: layout.as_ref().map(|l| l.body.as_str()),
+        })
+        .await
+        .map_err(sandbox_error)?;
     let from_email = from_email.ok_or_else(|| WebError::invalid("from_email", "is required"))?;
     Ok((
         Checked {
@@ -460,23 +472,26 @@ async fn check(
 /// Compiles a stored campaign (it was checked when saved).
 async fn compile_stored(
     conn: &mut PgConnection,
+    sandbox: &Sandbox,
     c: &Campaign,
-) -> Result<(CompiledCampaign, Option<String>), WebError> {
+) -> Result<(Template, Option<String>), WebError> {
     let layout = match c.fields.template_id {
         Some(id) => Some(templates::get_by_id(conn, id).await?.body),
         None => None,
     };
     let f = &c.fields;
-    let compiled = CompiledCampaign::compile(&CampaignSource {
-        uuid: c.uuid,
-        name: &f.name,
-        subject: &f.subject,
-        body: &f.body,
-        format: f.body_format,
-        text_body: f.text_body.as_deref(),
-        layout: layout.as_deref(),
-    })
-    .map_err(template_error)?;
+    let compiled = sandbox
+        .compile(&CampaignSource {
+            uuid: c.uuid,
+            name: &f.name,
+            subject: &f.subject,
+            body: &f.body,
+            format: f.body_format,
+            text_body: f.text_body.as_deref(),
+            layout: layout.as_deref(),
+        })
+        .await
+        .map_err(sandbox_error)?;
     Ok((compiled, layout))
 }
 
@@ -500,15 +515,17 @@ async fn list_campaigns(
 /// dashboard's editor share this.
 pub(crate) async fn create_draft(
     conn: &mut PgConnection,
+    sandbox: &Sandbox,
     body: CampaignBody,
 ) -> Result<Campaign, WebError> {
-    let (checked, _) = check(conn, None, body).await?;
+    let (checked, _) = check(conn, sandbox, None, body).await?;
     Ok(campaigns::create(conn, &checked.fields, &checked.list_ids).await?)
 }
 
 /// Changes the content of campaign `id`, if its status still allows edits.
 pub(crate) async fn update_content(
     conn: &mut PgConnection,
+    sandbox: &Sandbox,
     id: Uuid,
     body: CampaignBody,
 ) -> Result<Campaign, WebError> {
@@ -516,7 +533,7 @@ pub(crate) async fn update_content(
     if !current.status.is_editable() {
         return Err(not_in_state(&current, "edit"));
     }
-    let (checked, _) = check(conn, Some(&current), body).await?;
+    let (checked, _) = check(conn, sandbox, Some(&current), body).await?;
     Ok(campaigns::update(conn, current.id, &checked.fields, &checked.list_ids).await?)
 }
 
@@ -529,7 +546,7 @@ async fn create_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignResponse>), WebError> {
     let mut tx = state.db.begin().await?;
-    let campaign = create_draft(&mut tx, body).await?;
+    let campaign = create_draft(&mut tx, &state.templates, body).await?;
     let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(response)))
@@ -570,7 +587,7 @@ async fn update_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let campaign = update_content(&mut tx, id, body).await?;
+    let campaign = update_content(&mut tx, &state.templates, id, body).await?;
     let response = CampaignResponse::load(&mut tx, campaign).await?;
     tx.commit().await?;
     Ok(Json(response))
@@ -663,7 +680,13 @@ pub(crate) async fn move_to(
     if matches!(to, CampaignStatus::Scheduled | CampaignStatus::Running)
         && current.status != CampaignStatus::Paused
     {
-        ready_to_send(conn, &current, state.campaigns.require_unsubscribe_link).await?;
+        ready_to_send(
+            conn,
+            &state.templates,
+            &current,
+            state.campaigns.require_unsubscribe_link,
+        )
+        .await?;
     }
     if !campaigns::transition(conn, current.id, current.status, to, send_at).await? {
         return Err(WebError::Conflict {
@@ -681,6 +704,7 @@ pub(crate) async fn move_to(
 /// turned off) an unsubscribe link in what recipients see.
 async fn ready_to_send(
     conn: &mut PgConnection,
+    sandbox: &Sandbox,
     c: &Campaign,
     require_unsubscribe: bool,
 ) -> Result<(), WebError> {
@@ -690,7 +714,7 @@ async fn ready_to_send(
             "a campaign needs at least one list before it can start",
         ));
     }
-    let (_, layout) = compile_stored(conn, c).await?;
+    let (_, layout) = compile_stored(conn, sandbox, c).await?;
     if require_unsubscribe {
         let mentions = |s: &str| s.contains("unsubscribe_url");
         let visible = mentions(&c.fields.body)
@@ -709,10 +733,10 @@ async fn ready_to_send(
 /// Renders the message for `recipient`, builds its MIME form and
 /// DKIM-signs it, exactly as the sender would (bar the delivery's VERP
 /// return path). Says which key signed it, if any.
-fn render_message(
+async fn render_message(
     state: &AppState,
     campaign: &Campaign,
-    compiled: &CompiledCampaign,
+    compiled: &Template,
     signers: &DkimSigners,
     recipient: &Recipient,
     to: &EmailAddress,
@@ -724,28 +748,27 @@ fn render_message(
         reply_to: campaign.fields.reply_to.clone(),
         headers: campaign.fields.headers.clone(),
     };
-    state
+    let to = Addressee {
+        recipient,
+        to,
+        list: campaign.lists.first().copied(),
+        delivery: None,
+    };
+    let unsubscribe_url = state
         .addressing
-        .compose(
-            compiled,
-            &identity,
-            Addressee {
-                recipient,
-                to,
-                list: campaign.lists.first().copied(),
-                delivery: None,
-            },
-        )
-        .map_err(|e| match e {
-            ComposeError::Template(t) => template_error(t),
-            ComposeError::Message(m) => WebError::Internal(Box::new(m)),
-        })
-        .and_then(|(rendered, mut message)| {
-            let signed = signers
-                .sign(&campaign.fields.from_email, &mut message)
-                .map_err(|e| WebError::Internal(Box::new(e)))?;
-            Ok((rendered, message, signed))
-        })
+        .unsubscribe_url(identity.uuid, recipient.id);
+    let rendered = compiled
+        .render(recipient, &unsubscribe_url)
+        .await
+        .map_err(sandbox_error)?;
+    let mut message = state
+        .addressing
+        .build(&rendered, &identity, to)
+        .map_err(|e| WebError::Internal(Box::new(e)))?;
+    let signed = signers
+        .sign(&campaign.fields.from_email, &mut message)
+        .map_err(|e| WebError::Internal(Box::new(e)))?;
+    Ok((rendered, message, signed))
 }
 
 fn recipient_of(s: &postino_db::subscribers::Subscriber) -> Recipient {
@@ -787,7 +810,7 @@ pub(crate) async fn preview_stored(
     campaign: &Campaign,
     subscriber: Option<Uuid>,
 ) -> Result<PreviewResponse, WebError> {
-    let (compiled, _) = compile_stored(conn, campaign).await?;
+    let (compiled, _) = compile_stored(conn, &state.templates, campaign).await?;
     render_preview(conn, state, campaign, &compiled, subscriber).await
 }
 
@@ -801,7 +824,7 @@ pub(crate) async fn preview_unsaved(
     body: CampaignBody,
     subscriber: Option<Uuid>,
 ) -> Result<PreviewResponse, WebError> {
-    let (checked, compiled) = check(conn, base, body).await?;
+    let (checked, compiled) = check(conn, &state.templates, base, body).await?;
     let now = Utc::now();
     let unsaved = Campaign {
         id: base.map_or(0, |c| c.id),
@@ -826,7 +849,7 @@ async fn render_preview(
     conn: &mut PgConnection,
     state: &AppState,
     campaign: &Campaign,
-    compiled: &CompiledCampaign,
+    compiled: &Template,
     subscriber: Option<Uuid>,
 ) -> Result<PreviewResponse, WebError> {
     let (recipient, to) = match subscriber {
@@ -850,7 +873,7 @@ async fn render_preview(
     let from = &campaign.fields.from_email;
     let (signers, unusable) = signers_for(conn, state, from).await?;
     let (rendered, message, signed) =
-        render_message(state, campaign, compiled, &signers, &recipient, &to)?;
+        render_message(state, campaign, compiled, &signers, &recipient, &to).await?;
     let mime = String::from_utf8_lossy(&message.bytes).into_owned();
     Ok(PreviewResponse {
         subject: rendered.subject,
@@ -914,7 +937,7 @@ pub(crate) async fn send_test(
         ));
     }
     let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    let (compiled, _) = compile_stored(&mut *conn, &campaign).await?;
+    let (compiled, _) = compile_stored(&mut *conn, &state.templates, &campaign).await?;
     let server = postino_db::smtp_servers::enabled(&mut *conn)
         .await?
         .into_iter()
@@ -938,7 +961,7 @@ pub(crate) async fn send_test(
             },
         };
         let (_, message, signed) =
-            render_message(state, &campaign, &compiled, &signers, &recipient, email)?;
+            render_message(state, &campaign, &compiled, &signers, &recipient, email).await?;
         signed_by = signed;
         if session.as_ref().is_some_and(|s| !s.is_reusable()) {
             session = None;

@@ -5,10 +5,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_compose::{CampaignSource, CompiledCampaign, Recipient};
+use postino_compose::{CampaignSource, Recipient};
 use postino_db::DbError;
 use postino_db::templates::{self, Layout};
 use postino_domain::BodyFormat;
+use postino_sandbox::{Sandbox, Template};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -67,10 +68,14 @@ pub(crate) struct TemplateBody {
 /// Checks the name and that the layout compiles and renders around a sample
 /// body; returns the name as stored. The API and the dashboard's template
 /// pages both save through this.
-pub(crate) fn validate(name: &str, body: &str) -> Result<String, WebError> {
+pub(crate) async fn validate(
+    sandbox: &Sandbox,
+    name: &str,
+    body: &str,
+) -> Result<String, WebError> {
     let name =
         postino_domain::ListName::parse(name).map_err(|e| WebError::invalid("name", e.reason))?;
-    compile(body)?;
+    compile(sandbox, body).await?;
     Ok(name.as_str().to_owned())
 }
 
@@ -78,11 +83,9 @@ pub(crate) fn validate(name: &str, body: &str) -> Result<String, WebError> {
 const SAMPLE_CONTENT: &str = "<h1>Your campaign's content</h1>\n\
     <p>Hello {{ subscriber.name }}, this is where each campaign's text goes.</p>";
 
-fn compile(body: &str) -> Result<CompiledCampaign, WebError> {
-    if body.len() > 512 * 1024 {
-        return Err(WebError::invalid("body", "must be at most 512 KiB"));
-    }
-    CompiledCampaign::compile(&CampaignSource {
+/// A layout around the sample content, as campaigns will use it.
+fn sample_source(body: &str) -> CampaignSource<'_> {
+    CampaignSource {
         uuid: Uuid::nil(),
         name: "sample",
         subject: "sample",
@@ -90,20 +93,44 @@ fn compile(body: &str) -> Result<CompiledCampaign, WebError> {
         format: BodyFormat::Html,
         text_body: None,
         layout: Some(body),
-    })
-    .map_err(|e| {
-        let line = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
-        WebError::invalid("body", format!("{line}{}", e.reason))
-    })
+    }
+}
+
+/// A layout's error, named by its line, on the `body` field.
+fn layout_error(e: postino_sandbox::Error) -> WebError {
+    match e {
+        postino_sandbox::Error::Template(e) => {
+            let line = e.line.map(|l| format!("line {l}: ")).unwrap_or_default();
+            WebError::invalid("body", format!("{line}{}", e.reason))
+        }
+        e @ postino_sandbox::Error::Unavailable(_) => WebError::Internal(Box::new(e)),
+    }
+}
+
+async fn compile(sandbox: &Sandbox, body: &str) -> Result<Template, WebError> {
+    if body.len() > 512 * 1024 {
+        return Err(WebError::invalid("body", "must be at most 512 KiB"));
+    }
+    sandbox
+        .compile(&sample_source(body))
+        .await
+        .map_err(layout_error)
 }
 
 /// The layout around sample content for a sample person, as HTML; errors
 /// name the line at fault, as saving would.
-pub(crate) fn sample(body: &str) -> Result<String, WebError> {
-    let rendered = compile(body)?
+pub(crate) async fn sample(sandbox: &Sandbox, body: &str) -> Result<String, WebError> {
+    let rendered = compile(sandbox, body)
+        .await?
         .render(&Recipient::sample(), "#unsubscribe")
-        .map_err(|e| WebError::invalid("body", e.reason))?;
+        .await
+        .map_err(layout_error)?;
     Ok(rendered.html.unwrap_or_default())
+}
+
+#[cfg(test)]
+pub(crate) fn sample_in_process(body: &str) -> Result<(), postino_compose::TemplateError> {
+    postino_compose::CompiledCampaign::compile(&sample_source(body)).map(|_| ())
 }
 
 /// Deletes a layout that no campaign uses.
@@ -146,7 +173,7 @@ async fn create_template(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<(StatusCode, Json<TemplateResponse>), WebError> {
-    let name = validate(&body.name, &body.body)?;
+    let name = validate(&state.templates, &body.name, &body.body).await?;
     let mut conn = state.db.acquire().await?;
     let layout = templates::create(&mut conn, &name, &body.body).await?;
     Ok((StatusCode::CREATED, Json(layout.into())))
@@ -180,7 +207,7 @@ async fn update_template(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Json<TemplateResponse>, WebError> {
-    let name = validate(&body.name, &body.body)?;
+    let name = validate(&state.templates, &body.name, &body.body).await?;
     let mut conn = state.db.acquire().await?;
     Ok(Json(
         templates::update(&mut conn, id, &name, &body.body)

@@ -265,7 +265,7 @@ pub(crate) async fn create(
     let mut form = CampaignForm::parse(&body);
     let mut conn = state.db.acquire().await?;
     if let Some(request) = form.request() {
-        match api::create_draft(&mut conn, request).await {
+        match api::create_draft(&mut conn, &state.templates, request).await {
             Ok(c) => {
                 return Ok(
                     Redirect::to(&format!("/campaigns/{}?notice=created", c.uuid)).into_response(),
@@ -379,7 +379,7 @@ pub(crate) async fn update(
     let mut form = CampaignForm::parse(&body);
     if let Some(request) = form.request() {
         let mut tx = state.db.begin().await?;
-        match api::update_content(&mut tx, id, request).await {
+        match api::update_content(&mut tx, &state.templates, id, request).await {
             Ok(_) => {
                 tx.commit().await?;
                 return Ok(Redirect::to(&format!("/campaigns/{id}?notice=saved")).into_response());

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use postino_db::templates::{self, Layout as Stored};
 use postino_domain::Role;
+use postino_sandbox::Sandbox;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -134,8 +135,8 @@ impl LayoutForm {
     }
 
     /// The sample rendering, or the body's error recorded.
-    fn preview(&mut self) -> Result<Option<String>, PageError> {
-        match sample(&self.body) {
+    async fn preview(&mut self, sandbox: &Sandbox) -> Result<Option<String>, PageError> {
+        match sample(sandbox, &self.body).await {
             Ok(html) => Ok(Some(html)),
             Err(e) => {
                 self.absorb(e)?;
@@ -202,7 +203,8 @@ pub(crate) async fn index(
     Ok(render(StatusCode::OK, &page))
 }
 
-fn edit_page(
+async fn edit_page(
+    sandbox: &Sandbox,
     signed_in: &SignedIn,
     status: StatusCode,
     id: Option<Uuid>,
@@ -216,7 +218,7 @@ fn edit_page(
     let preview = if form.error("body").is_some() {
         None
     } else {
-        form.preview()?
+        form.preview(sandbox).await?
     };
     let page = EditPage {
         layout: signed_in.layout("templates", title),
@@ -227,13 +229,16 @@ fn edit_page(
     Ok(render(status, &page))
 }
 
-pub(crate) async fn new(Extension(signed_in): Extension<SignedIn>) -> Result<Response, PageError> {
+pub(crate) async fn new(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let form = LayoutForm {
         body: STARTER.to_owned(),
         ..LayoutForm::default()
     };
-    edit_page(&signed_in, StatusCode::OK, None, form)
+    edit_page(&state.templates, &signed_in, StatusCode::OK, None, form).await
 }
 
 pub(crate) async fn create(
@@ -242,17 +247,31 @@ pub(crate) async fn create(
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let name = match validate(&form.name, &form.body) {
+    let name = match validate(&state.templates, &form.name, &form.body).await {
         Ok(name) => name,
         Err(e) => {
             form.absorb(e)?;
-            return edit_page(&signed_in, StatusCode::UNPROCESSABLE_ENTITY, None, form);
+            return edit_page(
+                &state.templates,
+                &signed_in,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                None,
+                form,
+            )
+            .await;
         }
     };
     let mut conn = state.db.acquire().await?;
     if let Err(e) = templates::create(&mut conn, &name, &form.body).await {
         form.absorb(e.into())?;
-        return edit_page(&signed_in, StatusCode::CONFLICT, None, form);
+        return edit_page(
+            &state.templates,
+            &signed_in,
+            StatusCode::CONFLICT,
+            None,
+            form,
+        )
+        .await;
     }
     Ok(Redirect::to("/templates?notice=created").into_response())
 }
@@ -270,7 +289,7 @@ pub(crate) async fn edit(
         body: stored.body,
         errors: Vec::new(),
     };
-    edit_page(&signed_in, StatusCode::OK, Some(id), form)
+    edit_page(&state.templates, &signed_in, StatusCode::OK, Some(id), form).await
 }
 
 pub(crate) async fn update(
@@ -280,11 +299,18 @@ pub(crate) async fn update(
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let name = match validate(&form.name, &form.body) {
+    let name = match validate(&state.templates, &form.name, &form.body).await {
         Ok(name) => name,
         Err(e) => {
             form.absorb(e)?;
-            return edit_page(&signed_in, StatusCode::UNPROCESSABLE_ENTITY, Some(id), form);
+            return edit_page(
+                &state.templates,
+                &signed_in,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(id),
+                form,
+            )
+            .await;
         }
     };
     let mut conn = state.db.acquire().await?;
@@ -292,7 +318,14 @@ pub(crate) async fn update(
         Ok(_) => Ok(Redirect::to("/templates?notice=saved").into_response()),
         Err(e) => {
             form.absorb(not_found(e))?;
-            edit_page(&signed_in, StatusCode::CONFLICT, Some(id), form)
+            edit_page(
+                &state.templates,
+                &signed_in,
+                StatusCode::CONFLICT,
+                Some(id),
+                form,
+            )
+            .await
         }
     }
 }
@@ -300,10 +333,11 @@ pub(crate) async fn update(
 /// The sample rendering of what the editor holds, storing nothing; errors
 /// go next to their fields. A viewer may look too: it changes nothing.
 pub(crate) async fn preview(
+    State(state): State<AppState>,
     Extension(_signed_in): Extension<SignedIn>,
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
-    let preview = form.preview()?;
+    let preview = form.preview(&state.templates).await?;
     Ok(render(StatusCode::OK, &PreviewPart { form, preview }))
 }
 
@@ -327,6 +361,6 @@ mod tests {
 
     #[test]
     fn the_starter_layout_is_valid() {
-        assert!(sample(STARTER).is_ok());
+        assert!(crate::api::templates::sample_in_process(STARTER).is_ok());
     }
 }

@@ -1,0 +1,133 @@
+//! What parent and child say to each other: one JSON object a line, a
+//! request on the child's stdin answered by one reply on its stdout.
+
+use postino_compose::{CampaignSource, Recipient, Rendered, TemplateError};
+use postino_domain::BodyFormat;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A campaign's templates, owned so they can be sent again to a child that
+/// has not seen them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Source {
+    pub(crate) uuid: Uuid,
+    pub(crate) name: String,
+    pub(crate) subject: String,
+    pub(crate) body: String,
+    pub(crate) format: BodyFormat,
+    pub(crate) text_body: Option<String>,
+    pub(crate) layout: Option<String>,
+}
+
+impl Source {
+    pub(crate) fn from_campaign(source: &CampaignSource<'_>) -> Self {
+        Self {
+            uuid: source.uuid,
+            name: source.name.to_owned(),
+            subject: source.subject.to_owned(),
+            body: source.body.to_owned(),
+            format: source.format,
+            text_body: source.text_body.map(str::to_owned),
+            layout: source.layout.map(str::to_owned),
+        }
+    }
+
+    pub(crate) fn as_campaign(&self) -> CampaignSource<'_> {
+        CampaignSource {
+            uuid: self.uuid,
+            name: &self.name,
+            subject: &self.subject,
+            body: &self.body,
+            format: self.format,
+            text_body: self.text_body.as_deref(),
+            layout: self.layout.as_deref(),
+        }
+    }
+}
+
+/// A request as the parent writes it, borrowing what it sends.
+#[derive(Debug, Serialize)]
+pub(crate) enum Outgoing<'a> {
+    /// Compile (and test-render) `source`, remembering it as `id`.
+    Compile { id: u64, source: &'a Source },
+    /// Render template `id` for one recipient.
+    Render {
+        id: u64,
+        recipient: &'a Recipient,
+        unsubscribe_url: &'a str,
+    },
+}
+
+/// The same request as the child reads it. The two must keep one shape:
+/// a test below writes one and reads the other.
+#[derive(Debug, Deserialize)]
+pub(crate) enum Incoming {
+    Compile {
+        id: u64,
+        source: Source,
+    },
+    Render {
+        id: u64,
+        recipient: Recipient,
+        unsubscribe_url: String,
+    },
+}
+
+/// The child's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The template compiled and rendered for the sample subscriber.
+    Compiled,
+    /// The message's content for the recipient.
+    Rendered(Rendered),
+    /// The template is at fault: it does not compile, or fails for this
+    /// recipient.
+    Refused(TemplateError),
+    /// This child has not compiled template `id` (or has forgotten it):
+    /// send it the source first.
+    Unknown,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn what_the_parent_writes_the_child_reads() {
+        let source = Source::from_campaign(&CampaignSource {
+            uuid: Uuid::nil(),
+            name: "n",
+            subject: "s",
+            body: "b",
+            format: BodyFormat::Markdown,
+            text_body: Some("t"),
+            layout: None,
+        });
+        let line = serde_json::to_string(&Outgoing::Compile {
+            id: 7,
+            source: &source,
+        })
+        .unwrap();
+        match serde_json::from_str::<Incoming>(&line).unwrap() {
+            Incoming::Compile { id, source } => {
+                assert_eq!(id, 7);
+                assert_eq!(source.text_body.as_deref(), Some("t"));
+                assert_eq!(source.format, BodyFormat::Markdown);
+            }
+            Incoming::Render { .. } => panic!("read as a render"),
+        }
+        let recipient = Recipient::sample();
+        let line = serde_json::to_string(&Outgoing::Render {
+            id: 9,
+            recipient: &recipient,
+            unsubscribe_url: "u",
+        })
+        .unwrap();
+        assert!(matches!(
+            serde_json::from_str::<Incoming>(&line).unwrap(),
+            Incoming::Render { id: 9, ref unsubscribe_url, .. } if unsubscribe_url == "u"
+        ));
+    }
+}
