@@ -7,7 +7,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use postino_compose::{CompiledCampaign, TemplateError};
 
-use crate::protocol::{Incoming, Reply};
+use crate::protocol::{Incoming, Reply, write_rendered};
 
 /// The first argument that makes a binary serve as a sandbox; the second is
 /// the address-space limit in bytes.
@@ -39,7 +39,10 @@ pub fn serve_if_asked() {
         let _ = writeln!(io::stderr(), "template sandbox: cannot set limits: {e}");
         std::process::exit(2);
     }
-    let served = serve(io::stdin().lock(), io::stdout().lock());
+    // Whole replies in one write: a rendered message's parts hold newlines,
+    // at each of which a bare stdout would write.
+    let out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let served = serve(io::stdin().lock(), out);
     std::process::exit(i32::from(served.is_err()));
 }
 
@@ -101,7 +104,11 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<()> 
                 unsubscribe_url,
             } => match compiled.get(&id) {
                 Some(c) => match guarded(|| c.render(&recipient, &unsubscribe_url)) {
-                    Ok(r) => Reply::Rendered(r),
+                    Ok(r) => {
+                        write_rendered(&mut output, &r)?;
+                        output.flush()?;
+                        continue;
+                    }
                     Err(e) => Reply::Refused(e),
                 },
                 None => Reply::Unknown,
@@ -130,7 +137,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::protocol::{Outgoing, Source};
+    use crate::protocol::{Answer, Outgoing, Source, rendered_from};
     use postino_compose::{CampaignSource, Recipient};
     use postino_domain::BodyFormat;
 
@@ -138,13 +145,33 @@ mod tests {
         format!("{}\n", serde_json::to_string(request).unwrap())
     }
 
-    fn replies(input: &str) -> Vec<Reply> {
+    /// The replies to `input`, with a rendered message's parts read after
+    /// its line.
+    fn replies(input: &str) -> Vec<Answer> {
         let mut out = Vec::new();
         serve(input.as_bytes(), &mut out).unwrap();
-        out.split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).unwrap())
-            .collect()
+        let mut rest = &out[..];
+        let mut answers = Vec::new();
+        while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
+            let reply: Reply = serde_json::from_slice(&rest[..newline]).unwrap();
+            rest = &rest[newline + 1..];
+            answers.push(match reply {
+                Reply::Compiled => Answer::Compiled,
+                Reply::Unknown => Answer::Unknown,
+                Reply::Refused(e) => Answer::Refused(e),
+                Reply::Rendered {
+                    subject,
+                    html,
+                    text,
+                } => {
+                    let len = subject + html.unwrap_or(0) + text;
+                    let parts = rest[..len].to_vec();
+                    rest = &rest[len..];
+                    Answer::Rendered(rendered_from(parts, subject, html).unwrap())
+                }
+            });
+        }
+        answers
     }
 
     fn source(body: &str) -> Source {
@@ -184,10 +211,10 @@ mod tests {
         ]
         .concat();
         let out = replies(&input);
-        assert!(matches!(out[0], Reply::Unknown));
-        assert!(matches!(out[1], Reply::Compiled));
+        assert!(matches!(out[0], Answer::Unknown));
+        assert!(matches!(out[1], Answer::Compiled));
         match &out[2] {
-            Reply::Rendered(rendered) => {
+            Answer::Rendered(rendered) => {
                 assert_eq!(rendered.subject, "Hi Jane Doe");
                 assert!(
                     rendered
@@ -199,8 +226,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(matches!(&out[3], Reply::Refused(e) if e.reason.contains("sample subscriber")));
-        assert!(matches!(out[4], Reply::Unknown));
+        assert!(matches!(&out[3], Answer::Refused(e) if e.reason.contains("sample subscriber")));
+        assert!(matches!(out[4], Answer::Unknown));
     }
 
     #[test]

@@ -13,11 +13,14 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
 use crate::child::SUBCOMMAND;
-use crate::protocol::{Outgoing, Reply, Source};
+use crate::protocol::{Answer, Outgoing, Reply, Source, rendered_from};
 
-/// The longest reply line: three rendered parts, each bounded by the
-/// engine's fuel (about 12 MiB of output), escaped as JSON.
-const MAX_REPLY: u64 = 128 * 1024 * 1024;
+/// The longest reply line: a template error, whose reason may quote a
+/// little of the template.
+const MAX_LINE: u64 = 1024 * 1024;
+/// The most a rendered message's parts may hold: three parts, each bounded
+/// by the engine's fuel to about 12 MiB of output.
+const MAX_RENDERED: usize = 64 * 1024 * 1024;
 
 /// How far a sandbox may go.
 #[derive(Debug, Clone)]
@@ -139,8 +142,8 @@ impl Sandbox {
             source: Arc::new(Source::from_campaign(source)),
         };
         match self.call(&template, None).await? {
-            Reply::Compiled => Ok(template),
-            Reply::Refused(e) => Err(e.into()),
+            Answer::Compiled => Ok(template),
+            Answer::Refused(e) => Err(e.into()),
             other => Err(Error::Unavailable(format!("unexpected reply {other:?}"))),
         }
     }
@@ -152,7 +155,7 @@ impl Sandbox {
         &self,
         template: &Template,
         recipient: Option<(&Recipient, &str)>,
-    ) -> Result<Reply, Error> {
+    ) -> Result<Answer, Error> {
         let _slot = self
             .inner
             .slots
@@ -248,7 +251,7 @@ impl Sandbox {
             (Some(stdin), Some(stdout)) => Ok(Worker {
                 child,
                 stdin,
-                stdout: BufReader::new(stdout),
+                stdout: BufReader::with_capacity(1 << 16, stdout),
             }),
             _ => Err(Error::Unavailable("the child has no pipes".to_owned())),
         }
@@ -272,8 +275,8 @@ impl Template {
             .call(self, Some((recipient, unsubscribe_url)))
             .await?
         {
-            Reply::Rendered(r) => Ok(r),
-            Reply::Refused(e) => Err(e.into()),
+            Answer::Rendered(r) => Ok(r),
+            Answer::Refused(e) => Err(e.into()),
             other => Err(Error::Unavailable(format!("unexpected reply {other:?}"))),
         }
     }
@@ -286,7 +289,7 @@ impl Worker {
         &mut self,
         template: &Template,
         recipient: Option<(&Recipient, &str)>,
-    ) -> Result<Reply, Broken> {
+    ) -> Result<Answer, Broken> {
         let compile = Outgoing::Compile {
             id: template.id,
             source: &template.source,
@@ -300,22 +303,22 @@ impl Worker {
             unsubscribe_url,
         };
         match self.ask(&render).await? {
-            Reply::Unknown => match self.ask(&compile).await? {
-                Reply::Compiled => self.ask(&render).await,
+            Answer::Unknown => match self.ask(&compile).await? {
+                Answer::Compiled => self.ask(&render).await,
                 other => Ok(other),
             },
             other => Ok(other),
         }
     }
 
-    async fn ask(&mut self, request: &Outgoing<'_>) -> Result<Reply, Broken> {
+    async fn ask(&mut self, request: &Outgoing<'_>) -> Result<Answer, Broken> {
         let mut line = serde_json::to_vec(request).map_err(|e| Broken::Protocol(e.to_string()))?;
         line.push(b'\n');
         self.stdin.write_all(&line).await.map_err(|_| Broken::Io)?;
         self.stdin.flush().await.map_err(|_| Broken::Io)?;
         let mut reply = Vec::new();
         let read = (&mut self.stdout)
-            .take(MAX_REPLY)
+            .take(MAX_LINE)
             .read_until(b'\n', &mut reply)
             .await
             .map_err(|_| Broken::Io)?;
@@ -325,7 +328,35 @@ impl Worker {
         if reply.last() != Some(&b'\n') {
             return Err(Broken::Protocol("the reply is too long".to_owned()));
         }
-        serde_json::from_slice(&reply).map_err(|e| Broken::Protocol(e.to_string()))
+        let reply: Reply =
+            serde_json::from_slice(&reply).map_err(|e| Broken::Protocol(e.to_string()))?;
+        Ok(match reply {
+            Reply::Compiled => Answer::Compiled,
+            Reply::Refused(e) => Answer::Refused(e),
+            Reply::Unknown => Answer::Unknown,
+            Reply::Rendered {
+                subject,
+                html,
+                text,
+            } => {
+                let len = subject
+                    .checked_add(html.unwrap_or(0))
+                    .and_then(|n| n.checked_add(text))
+                    .filter(|&n| n <= MAX_RENDERED)
+                    .ok_or_else(|| {
+                        Broken::Protocol("the rendered message is too large".to_owned())
+                    })?;
+                let mut parts = vec![0; len];
+                self.stdout
+                    .read_exact(&mut parts)
+                    .await
+                    .map_err(|_| Broken::Io)?;
+                let rendered = rendered_from(parts, subject, html).ok_or_else(|| {
+                    Broken::Protocol("the rendered parts are not text".to_owned())
+                })?;
+                Answer::Rendered(rendered)
+            }
+        })
     }
 
     /// Ends the child and says how it ended, if it did so promptly.

@@ -2,6 +2,7 @@
 //! request on the child's stdin answered by one reply on its stdout.
 
 use postino_compose::{CampaignSource, Recipient, Rendered, TemplateError};
+
 use postino_domain::BodyFormat;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -73,13 +74,21 @@ pub(crate) enum Incoming {
     },
 }
 
-/// The child's answer.
+/// The child's answer: one line, which for a rendered message is followed
+/// by its parts as they are, so neither side escapes or unescapes a
+/// message's HTML as JSON.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
     /// The template compiled and rendered for the sample subscriber.
     Compiled,
-    /// The message's content for the recipient.
-    Rendered(Rendered),
+    /// The message's content for the recipient: the byte lengths of the
+    /// subject, the HTML part (if any) and the text part, which follow the
+    /// line in that order.
+    Rendered {
+        subject: usize,
+        html: Option<usize>,
+        text: usize,
+    },
     /// The template is at fault: it does not compile, or fails for this
     /// recipient.
     Refused(TemplateError),
@@ -88,11 +97,87 @@ pub(crate) enum Reply {
     Unknown,
 }
 
+/// A reply as the parent reads it, with a rendered message's parts.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    Compiled,
+    Rendered(Rendered),
+    Refused(TemplateError),
+    Unknown,
+}
+
+/// Writes `rendered` as its [`Reply::Rendered`] line and its parts.
+pub(crate) fn write_rendered(
+    out: &mut impl std::io::Write,
+    rendered: &Rendered,
+) -> std::io::Result<()> {
+    let header = Reply::Rendered {
+        subject: rendered.subject.len(),
+        html: rendered.html.as_ref().map(String::len),
+        text: rendered.text.len(),
+    };
+    serde_json::to_writer(&mut *out, &header)?;
+    out.write_all(b"\n")?;
+    out.write_all(rendered.subject.as_bytes())?;
+    if let Some(html) = &rendered.html {
+        out.write_all(html.as_bytes())?;
+    }
+    out.write_all(rendered.text.as_bytes())
+}
+
+/// The parts that followed a [`Reply::Rendered`] line, as read into
+/// `bytes`; `None` if they are not the UTF-8 text the lengths describe.
+pub(crate) fn rendered_from(
+    bytes: Vec<u8>,
+    subject: usize,
+    html: Option<usize>,
+) -> Option<Rendered> {
+    let mut all = String::from_utf8(bytes).ok()?;
+    let text_at = subject.checked_add(html.unwrap_or(0))?;
+    if !(all.is_char_boundary(subject) && all.is_char_boundary(text_at)) {
+        return None;
+    }
+    let text = all.split_off(text_at);
+    let html = html.map(|_| all.split_off(subject));
+    Some(Rendered {
+        subject: all,
+        html,
+        text,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn a_rendered_message_crosses_as_a_line_and_its_parts() {
+        for html in [Some("<p>Grüße \"x\"</p>\n".to_owned()), None] {
+            let rendered = Rendered {
+                subject: "Ünïcode ✉".to_owned(),
+                html,
+                text: "line\r\nnext".to_owned(),
+            };
+            let mut out = Vec::new();
+            write_rendered(&mut out, &rendered).unwrap();
+            let newline = out.iter().position(|&b| b == b'\n').unwrap();
+            let Reply::Rendered {
+                subject,
+                html,
+                text,
+            } = serde_json::from_slice(&out[..newline]).unwrap()
+            else {
+                panic!("not a rendered reply");
+            };
+            let parts = out[newline + 1..].to_vec();
+            assert_eq!(parts.len(), subject + html.unwrap_or(0) + text);
+            assert_eq!(rendered_from(parts, subject, html).unwrap(), rendered);
+        }
+        // Lengths that cut a character in two are refused, not a panic.
+        assert!(rendered_from("é".as_bytes().to_vec(), 1, None).is_none());
+    }
 
     #[test]
     fn what_the_parent_writes_the_child_reads() {

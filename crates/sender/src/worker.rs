@@ -44,6 +44,9 @@ impl Job {
     }
 }
 
+/// How long a delivery waits when no rendering process can be started.
+const SANDBOX_DOWN_WAIT_SECS: i64 = 10;
+
 /// What every worker shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -373,9 +376,11 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
             return Step::not_attempted(record(failed(format!("cannot compose the message: {e}"))));
         }
         Err(e @ postino_sandbox::Error::Unavailable(_)) => {
-            // Not the message's fault: it waits in the queue.
-            tracing::error!(error = %e, "cannot render; the delivery goes back to the queue");
-            return Step::not_attempted(job.released());
+            // Not the message's fault: it waits in the queue, long enough
+            // not to be claimed straight back while the sandbox is down.
+            tracing::error!(error = %e, "cannot render; the delivery waits in the queue");
+            let until = Utc::now() + chrono::Duration::seconds(SANDBOX_DOWN_WAIT_SECS);
+            return Step::not_attempted(record(Outcome::Deferred { until }));
         }
     };
     let composed = shared.addressing.build(

@@ -6,7 +6,7 @@ use postino_sink::{Sink, SinkConfig};
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{TestApp, spawn_app};
 use crate::sending::{audience, sending_app, set_status, wait_for};
 
 /// A string of a million bytes in a list ten thousand times over (cheap:
@@ -19,6 +19,22 @@ fn draft(body: &str) -> serde_json::Value {
         "name": "Bomb", "subject": "Hi", "from_email": "news@acme.example",
         "body": format!("{body}<a href=\"{{{{ unsubscribe_url }}}}\">leave</a>"),
     })
+}
+
+/// Creates a campaign to `list` with `body` and starts it.
+async fn start(app: &TestApp, list: &str, body: &str) -> String {
+    let mut body = draft(body);
+    body["lists"] = json!([list]);
+    let id = app
+        .post("/api/v1/campaigns", body)
+        .await
+        .expect(StatusCode::CREATED)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    set_status(app, &id, "running").await;
+    id
 }
 
 #[tokio::test]
@@ -85,19 +101,12 @@ async fn a_template_that_explodes_for_one_subscriber_fails_only_that_delivery() 
     .await
     .unwrap();
     // The sample subscriber has no `w`, so this saves; user2 has one.
-    let mut body = draft(&format!(
-        "<p>Hi</p>{{% if subscriber.attributes.w %}}{BOMB}{{% endif %}}"
-    ));
-    body["lists"] = json!([list]);
-    let id = app
-        .post("/api/v1/campaigns", body)
-        .await
-        .expect(StatusCode::CREATED)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_status(&app, &id, "running").await;
+    let id = start(
+        &app,
+        &list,
+        &format!("<p>Hi</p>{{% if subscriber.attributes.w %}}{BOMB}{{% endif %}}"),
+    )
+    .await;
     let stats = wait_for(&app, &id, "two sent and one failed", |s| {
         s["sent"] == 2 && s["failed"] == 1
     })
@@ -123,16 +132,6 @@ async fn a_template_that_explodes_for_one_subscriber_fails_only_that_delivery() 
     );
 
     // The sender is still at work: a second campaign goes out in full.
-    let mut body = draft("<p>Again</p>");
-    body["lists"] = json!([list]);
-    let second = app
-        .post("/api/v1/campaigns", body)
-        .await
-        .expect(StatusCode::CREATED)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    set_status(&app, &second, "running").await;
+    let second = start(&app, &list, "<p>Again</p>").await;
     wait_for(&app, &second, "all three sent", |s| s["sent"] == 3).await;
 }
