@@ -19,6 +19,8 @@
 //! - [`imports`] — CSV import modes and job statuses.
 //! - [`users`] — dashboard users, their roles and passwords; API token names.
 //! - [`pagination`] — keyset cursors and page sizes.
+//! - [`text`] — checks shared by text values: length, control characters,
+//!   what PostgreSQL cannot store, and how a refused value is echoed.
 //! - [`error`] — the error type what a parser says when it refuses a value.
 //!
 //! Dependency rule: this crate depends on no other workspace crate, and never
@@ -37,7 +39,7 @@ pub mod pagination;
 pub mod policy;
 pub mod smtp;
 pub mod subscribers;
-mod text;
+pub mod text;
 pub mod users;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
