@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 use anyhow::Context;
 use postino_compose::dkim::KeyVault;
-use postino_compose::{Addressing, LinkSigner};
+use postino_compose::{Addressing, LinkSigner, PasswordVault};
 use postino_db::PgPool;
 use postino_web::{AppState, WebSettings};
 use secrecy::ExposeSecret;
@@ -108,19 +108,17 @@ pub async fn link_signer(settings: &Settings, pool: &PgPool) -> anyhow::Result<L
     }
 }
 
-/// The key that encrypts stored DKIM private keys: derived from
-/// `dkim.secret`, or from a secret generated once and kept in the database.
+/// The secret stored DKIM private keys and relay passwords are encrypted
+/// under: `dkim.secret`, or a secret generated once and kept in the
+/// database.
 ///
-/// Kept in the database, the secret still keeps private keys out of the API,
-/// the logs and a leaked `dkim_keys` table, but anyone with the whole
-/// database (a backup) can decrypt them; `dkim.secret`, kept elsewhere,
-/// closes that gap at the cost of one more secret to manage.
-///
-/// # Errors
-///
-/// If the configured secret is too short or the database fails.
-pub async fn dkim_vault(settings: &Settings, pool: &PgPool) -> anyhow::Result<KeyVault> {
-    let secret = match &settings.dkim.secret {
+/// Kept in the database, the secret still keeps private keys and passwords
+/// out of the API, the logs and a leaked `dkim_keys` or `smtp_servers`
+/// table, but anyone with the whole database (a backup) can decrypt them;
+/// `dkim.secret`, kept elsewhere, closes that gap at the cost of one more
+/// secret to manage.
+async fn vault_secret(settings: &Settings, pool: &PgPool) -> anyhow::Result<Vec<u8>> {
+    Ok(match &settings.dkim.secret {
         Some(secret) => {
             let key = secret.expose_secret();
             anyhow::ensure!(
@@ -133,8 +131,51 @@ pub async fn dkim_vault(settings: &Settings, pool: &PgPool) -> anyhow::Result<Ke
             let mut conn = pool.acquire().await?;
             postino_db::secrets::get_or_create(&mut conn, "dkim_encryption_key").await?
         }
-    };
+    })
+}
+
+/// The key that encrypts stored DKIM private keys (see [`vault_secret`]).
+///
+/// # Errors
+///
+/// If the configured secret is too short or the database fails.
+pub async fn dkim_vault(settings: &Settings, pool: &PgPool) -> anyhow::Result<KeyVault> {
+    let secret = vault_secret(settings, pool).await?;
     KeyVault::new(&secret).map_err(|e| anyhow::anyhow!("dkim.secret: {e}"))
+}
+
+/// The key that encrypts stored relay passwords: derived from the DKIM
+/// vault's secret for this purpose alone (see [`vault_secret`]).
+///
+/// # Errors
+///
+/// If the configured secret is too short or the database fails.
+pub async fn relay_passwords(settings: &Settings, pool: &PgPool) -> anyhow::Result<PasswordVault> {
+    let secret = vault_secret(settings, pool).await?;
+    PasswordVault::new(&secret).map_err(|e| anyhow::anyhow!("dkim.secret: {e}"))
+}
+
+/// Seals the relay passwords still stored in plain text (rows from before
+/// passwords were sealed) and empties their plain column, in one
+/// transaction; returns how many. Runs at every start, before anything
+/// reads relays; after the first it finds nothing to do.
+///
+/// # Errors
+///
+/// If the database fails or the system has no randomness.
+pub async fn seal_relay_passwords(settings: &Settings, pool: &PgPool) -> anyhow::Result<usize> {
+    let vault = relay_passwords(settings, pool).await?;
+    let mut tx = pool.begin().await?;
+    let plain = postino_db::smtp_servers::plain_passwords(&mut tx).await?;
+    for (id, password) in &plain {
+        let sealed = vault.seal(password)?;
+        postino_db::smtp_servers::store_sealed_password(&mut tx, *id, &sealed).await?;
+    }
+    tx.commit().await?;
+    if !plain.is_empty() {
+        tracing::info!(relays = plain.len(), "stored SMTP passwords sealed");
+    }
+    Ok(plain.len())
 }
 
 /// How this installation addresses its messages: link signing, the public
@@ -150,16 +191,28 @@ pub async fn addressing(settings: &Settings, pool: &PgPool) -> anyhow::Result<Ad
         unsubscribe_mailto: settings.sender.unsubscribe_mailto.clone(),
         bounce_domain: settings.sender.bounce_domain.clone(),
         dkim_vault: dkim_vault(settings, pool).await?,
+        relay_passwords: relay_passwords(settings, pool).await?,
     })
 }
 
-/// Stores the `[smtp]` relay as the first SMTP server when none exists, so
-/// a fresh installation sends through the relay its configuration names.
+/// Seals any relay password still stored in plain text, then stores the
+/// `[smtp]` relay as the first SMTP server when none exists, so a fresh
+/// installation sends through the relay its configuration names.
 ///
 /// # Errors
 ///
 /// If the database fails.
 pub async fn seed_smtp_server(settings: &Settings, pool: &PgPool) -> anyhow::Result<()> {
+    seal_relay_passwords(settings, pool).await?;
+    let sealed = if settings.smtp.password.expose_secret().is_empty() {
+        None
+    } else {
+        Some(
+            relay_passwords(settings, pool)
+                .await?
+                .seal(&settings.smtp.password)?,
+        )
+    };
     let mut conn = pool.acquire().await?;
     let seeded = postino_db::smtp_servers::seed_if_empty(
         &mut conn,
@@ -168,6 +221,7 @@ pub async fn seed_smtp_server(settings: &Settings, pool: &PgPool) -> anyhow::Res
             enabled: true,
             settings: &settings.smtp,
             policy: &postino_domain::ServerPolicy::default(),
+            sealed_password: sealed.as_deref(),
         },
     )
     .await?;

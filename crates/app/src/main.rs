@@ -203,7 +203,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo(settings).await
         }
         Command::Migrate => {
-            open_database(&settings).await?.close().await;
+            let pool = open_database(&settings).await?;
+            // The data half of the migration that seals relay passwords.
+            postino_app::seal_relay_passwords(&settings, &pool).await?;
+            pool.close().await;
             println!("migrations applied");
             Ok(())
         }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 mod import;
 mod send;
+mod upload_field;
 
 #[derive(Parser)]
 #[command(name = "postino-bench")]
@@ -62,6 +63,13 @@ enum Bench {
         /// Rows per batch (per transaction and COPY).
         #[arg(long, default_value_t = 10_000)]
         batch_rows: usize,
+    },
+    /// Upload limits: the server's peak memory while it refuses a huge form
+    /// field beside an import's file, against its idle memory.
+    UploadField {
+        /// Size of the `mode` field, in MiB.
+        #[arg(long, default_value_t = 400)]
+        mib: u64,
     },
     /// Sending: the sender (`postino serve --role sender`) delivers a
     /// campaign into `postino sink`, against Postfix's `smtp-source` into the
@@ -113,6 +121,7 @@ async fn bench(bench: Bench) -> anyhow::Result<()> {
         } => pagination(subscribers, depth, limit, rounds).await,
         Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
         Bench::Import { rows, batch_rows } => import::run(rows, batch_rows).await,
+        Bench::UploadField { mib } => upload_field::run(mib).await,
         Bench::Send {
             recipients,
             connections,

@@ -16,6 +16,8 @@
 //!   unsubscribe link and mailto, `List-Id`, VERP return path.
 //! - [`dkim`] — DKIM keys (generate, import, seal for storage), their DNS
 //!   records, and signing a built message with its From domain's key.
+//! - [`relay_passwords`] — SMTP relay passwords sealed for storage, under
+//!   the DKIM vault's secret.
 //!
 //! Dependency rule: depends only on `postino-domain` among workspace crates.
 #![warn(missing_docs)]
@@ -25,9 +27,11 @@ pub mod dkim;
 pub mod links;
 pub mod message;
 pub mod outgoing;
+pub mod relay_passwords;
 pub mod template;
 
 pub use links::LinkSigner;
 pub use message::{MessageParams, OutgoingMessage, build_message};
 pub use outgoing::{Addressee, Addressing, CampaignIdentity, ComposeError};
+pub use relay_passwords::{PasswordVault, PasswordVaultError};
 pub use template::{CampaignSource, CompiledCampaign, Recipient, Rendered, TemplateError};

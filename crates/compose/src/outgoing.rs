@@ -27,6 +27,9 @@ pub struct Addressing {
     pub bounce_domain: Option<String>,
     /// Opens the stored DKIM private keys, for whoever signs messages.
     pub dkim_vault: crate::dkim::KeyVault,
+    /// Seals and opens the stored SMTP relay passwords, for whoever stores
+    /// relays or connects to them.
+    pub relay_passwords: crate::PasswordVault,
 }
 
 /// The parts of a campaign that address its messages.
@@ -182,6 +185,7 @@ mod tests {
             unsubscribe_mailto: Some(EmailAddress::parse("leave@news.example.com").unwrap()),
             bounce_domain: Some("bounce.example.com".to_owned()),
             dkim_vault: crate::dkim::KeyVault::new(b"test").unwrap(),
+            relay_passwords: crate::PasswordVault::new(b"test").unwrap(),
         };
         let campaign = CampaignIdentity {
             uuid: Uuid::new_v4(),

@@ -135,6 +135,29 @@ const RESERVED_HEADERS: &[&str] = &[
     "dkim-signature",
 ];
 
+/// Headers that record a message's path and what receiving servers
+/// concluded about it. Mail clients and filters trust them, so a campaign
+/// setting one could pass a message off as authenticated or as having come
+/// through another server (lower case).
+const TRACE_HEADERS: &[&str] = &[
+    "received",
+    "received-spf",
+    "x-received",
+    "authentication-results",
+    "delivered-to",
+    "domainkey-signature",
+    "x-google-dkim-signature",
+    "arc-seal",
+    "arc-message-signature",
+    "arc-authentication-results",
+];
+
+/// Families of trace headers: `Resent-From` and the other resending fields
+/// (RFC 5322 §3.6.6), every `ARC-*` field (RFC 8617), and the
+/// `X-Original-To`/`X-Original-From` kind that MTAs add to say where a
+/// message was first addressed.
+const TRACE_HEADER_PREFIXES: &[&str] = &["resent-", "arc-", "x-original-"];
+
 /// A custom header on every message of a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -171,10 +194,22 @@ impl CustomHeader {
                 ),
             ));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        let lower = name.to_ascii_lowercase();
+        if RESERVED_HEADERS.contains(&lower.as_str()) {
             return Err(DomainError::new(
                 "header name",
                 format!("{name} is set by Postino and cannot be overridden"),
+            ));
+        }
+        if TRACE_HEADERS.contains(&lower.as_str())
+            || TRACE_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
+        {
+            return Err(DomainError::new(
+                "header name",
+                format!(
+                    "{name} is a trace or authentication header that only mail servers add; \
+                     a campaign cannot set it"
+                ),
             ));
         }
         let value = header_text(value, "header value", 0, 900)?;
@@ -275,5 +310,27 @@ mod tests {
         assert!(CustomHeader::parse("From", "evil@example.com").is_err());
         assert!(CustomHeader::parse("list-unsubscribe", "x").is_err());
         assert!(CustomHeader::parse("X-Ok", "a\r\nBcc: x").is_err());
+    }
+
+    #[test]
+    fn trace_and_authentication_headers_are_refused_by_name() {
+        for name in [
+            "Authentication-Results",
+            "Received",
+            "received-spf",
+            "Resent-From",
+            "RESENT-MESSAGE-ID",
+            "ARC-Seal",
+            "ARC-Anything",
+            "DKIM-Signature",
+            "Return-Path",
+            "X-Original-To",
+            "Delivered-To",
+        ] {
+            let e = CustomHeader::parse(name, "v").unwrap_err();
+            assert!(e.reason.contains(name), "{name}: {e}");
+        }
+        assert!(CustomHeader::parse("X-Received-By-Crm", "v").is_ok());
+        assert!(CustomHeader::parse("X-Originator", "v").is_ok());
     }
 }

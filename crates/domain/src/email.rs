@@ -40,6 +40,9 @@ impl EmailAddress {
         if trimmed.is_empty() {
             return Err(DomainError::new(WHAT, "must not be empty"));
         }
+        if crate::text::has_unstorable(trimmed) {
+            return Err(DomainError::new(WHAT, crate::text::NUL_REASON));
+        }
         if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(DomainError::new(
                 WHAT,

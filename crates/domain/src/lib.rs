@@ -20,6 +20,8 @@
 //! - [`users`] — dashboard users, their roles and passwords; API token names.
 //! - [`pagination`] — keyset cursors and page sizes.
 //! - [`wire`] — CRLF line endings for messages on the wire (no SMTP smuggling).
+//! - [`text`] — checks shared by text values: length, control characters,
+//!   what PostgreSQL cannot store, and how a refused value is echoed.
 //! - [`error`] — the error type what a parser says when it refuses a value.
 //!
 //! Dependency rule: this crate depends on no other workspace crate, and never
@@ -38,7 +40,7 @@ pub mod pagination;
 pub mod policy;
 pub mod smtp;
 pub mod subscribers;
-mod text;
+pub mod text;
 pub mod users;
 pub mod wire;
 

@@ -104,7 +104,11 @@ macro_rules! text_enum {
                     $($text => Ok(Self::$variant),)+
                     other => Err(DomainError::new(
                         $what,
-                        format!("{other:?} is not one of: {}", [$($text),+].join(", ")),
+                        format!(
+                            "{} is not one of: {}",
+                            $crate::text::excerpt(other),
+                            [$($text),+].join(", ")
+                        ),
                     )),
                 }
             }

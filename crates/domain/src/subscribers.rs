@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::DomainError;
 use crate::lists::text_enum;
-use crate::text::short_text;
+use crate::text::{NUL_REASON, excerpt, has_unstorable, short_text};
 
 /// A subscriber's display name: up to 200 characters of one line; may be empty.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -70,7 +70,7 @@ impl Attributes {
         {
             return Err(DomainError::new(
                 "attributes",
-                format!("key {key:?} must be 1 to 100 characters"),
+                format!("key {} must be 1 to 100 characters", excerpt(key)),
             ));
         }
         let size = Value::Object(map.clone()).to_string().len();
@@ -79,6 +79,15 @@ impl Attributes {
                 "attributes",
                 format!("must be at most {MAX_ATTRIBUTES_BYTES} bytes as JSON, not {size}"),
             ));
+        }
+        // After the size check, so a path quoted here is at most 16 KiB.
+        for (key, value) in &map {
+            if let Some(path) = unstorable_at(key, value) {
+                return Err(DomainError::new(
+                    "attributes",
+                    format!("{path} {NUL_REASON}"),
+                ));
+            }
         }
         Ok(Self(map))
     }
@@ -101,6 +110,31 @@ impl Attributes {
             map.insert(k.clone(), v.clone());
         }
         Self::parse(Value::Object(map))
+    }
+}
+
+/// Where under `key` a NUL sits (in a key or a string, at any depth), as a
+/// path such as `"address"."lines"[1]`; `None` when there is none. Numbers,
+/// booleans and null cannot hold one.
+fn unstorable_at(key: &str, value: &Value) -> Option<String> {
+    let here = format!("{key:?}");
+    if has_unstorable(key) {
+        return Some(here);
+    }
+    match value {
+        Value::String(s) if has_unstorable(s) => Some(here),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            unstorable_at("", item).map(|inner| {
+                format!(
+                    "{here}[{i}]{}",
+                    inner.strip_prefix("\"\"").unwrap_or(&inner)
+                )
+            })
+        }),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(k, v)| unstorable_at(k, v).map(|inner| format!("{here}.{inner}"))),
+        _ => None,
     }
 }
 
@@ -162,6 +196,31 @@ mod tests {
         assert!(Attributes::parse(json!([1, 2])).is_err());
         assert!(Attributes::parse(json!({"": 1})).is_err());
         assert!(Attributes::parse(json!({"big": "x".repeat(20_000)})).is_err());
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_attributes_is_refused_with_where_it_is() {
+        for (value, path) in [
+            (json!({"a\u{0}": 1}), r#""a\0""#),
+            (json!({"a": "x\u{0}y"}), r#""a""#),
+            (
+                json!({"a": {"b": ["ok", {"c\u{0}": true}]}}),
+                r#""a"."b"[1]."c\0""#,
+            ),
+            (json!({"a": [["\u{0}"]]}), r#""a"[0][0]"#),
+        ] {
+            let e = Attributes::parse(value.clone()).unwrap_err();
+            assert_eq!(e.what, "attributes");
+            assert!(e.reason.starts_with(path), "{value}: {}", e.reason);
+            assert!(e.reason.contains("NUL"), "{}", e.reason);
+        }
+        assert!(Attributes::parse(json!({"a": {"b": [1, null, "fine"]}})).is_ok());
+    }
+
+    #[test]
+    fn names_with_a_nul_are_refused() {
+        let e = SubscriberName::parse("Ann\u{0}Lee").unwrap_err();
+        assert!(e.reason.contains("NUL"), "{e}");
     }
 
     #[test]

@@ -7,11 +7,20 @@
 //! two batches lets parsing overlap the database work while keeping memory
 //! flat: at most three batches exist at once, whatever the file's size.
 //!
+//! Cancelling: the job row is the signal (`DELETE /api/v1/imports/{id}`
+//! changes only the row). While it waits for a batch, the async side checks
+//! the row every `import.poll_ms`; once the job is no longer its own, it sets
+//! the parsing thread's cancel flag, which stops the thread at its next read
+//! of the file even in the middle of one huge record, and waits for it.
+//!
 //! Resuming: the job row says how many data rows are committed. A resumed
 //! job reads those rows again without importing them (so the duplicate check
 //! knows the addresses they held) and carries on from the next one.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use postino_db::PgPool;
 use postino_db::imports::{
@@ -24,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::parse::{BadRow, CsvRows};
+use crate::parse::{BadRow, CsvRows, Limits};
 use crate::{ImportError, ImportSettings};
 
 /// Where a running job stands, reported after every committed batch.
@@ -132,8 +141,18 @@ async fn process(
     let (sender, mut batches) = mpsc::channel::<Result<Batch, ImportError>>(2);
     let skip = u64::try_from(job.rows_read).unwrap_or(0);
     let batch_rows = settings.batch_rows.max(1);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let limits = Limits {
+        max_record_bytes: settings.max_record_bytes.max(1),
+        cancel: Arc::clone(&cancel),
+    };
     let reader =
-        tokio::task::spawn_blocking(move || read_batches(&path, skip, batch_rows, &sender));
+        tokio::task::spawn_blocking(move || read_batches(&path, skip, batch_rows, limits, &sender));
+    // Stops the thread whichever way this function returns.
+    let _stop_reader = StopOnDrop(Arc::clone(&cancel));
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + poll(settings), poll(settings));
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut progress = Progress {
         bytes_read: u64::try_from(job.bytes_read).unwrap_or(0),
@@ -148,7 +167,26 @@ async fn process(
     };
     let lease = lease_secs(settings);
     let mut ended = Ended::Finished;
-    while let Some(batch) = batches.recv().await {
+    loop {
+        let batch = tokio::select! {
+            batch = batches.recv() => batch,
+            _ = check.tick() => {
+                if stop.is_cancelled() {
+                    // Shutdown: what is committed stays; the job goes back
+                    // to the queue and resumes from there.
+                    ended = Ended::Released;
+                    break;
+                }
+                if !still_ours(&mut conn, job, token).await? {
+                    cancel.store(true, Ordering::Relaxed);
+                    drop(batches);
+                    let _ = reader.await;
+                    return Err(ImportError::Lost);
+                }
+                continue;
+            }
+        };
+        let Some(batch) = batch else { break };
         let mut batch = batch?;
         let mut tx = conn.begin().await?;
         let mut counts = BatchCounts {
@@ -205,7 +243,9 @@ async fn process(
             break;
         }
     }
-    // Dropping the receiver stops the thread at its next send.
+    // Dropping the receiver stops the thread at its next send; the flag
+    // stops it inside a record.
+    cancel.store(true, Ordering::Relaxed);
     drop(batches);
     match reader.await {
         Ok(Ok(())) => {}
@@ -214,6 +254,29 @@ async fn process(
         Err(e) => return Err(ImportError::Thread(e.to_string())),
     }
     Ok(ended)
+}
+
+/// Sets the parsing thread's cancel flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+fn poll(settings: &ImportSettings) -> Duration {
+    Duration::from_millis(settings.poll_ms.max(10))
+}
+
+/// Whether this worker still holds the job: not cancelled, not taken over.
+async fn still_ours(
+    conn: &mut postino_db::PgConnection,
+    job: &Import,
+    token: Uuid,
+) -> Result<bool, ImportError> {
+    let now = imports::get(conn, job.uuid).await?;
+    Ok(now.status == ImportStatus::Running && now.lease_token == Some(token))
 }
 
 fn lease_secs(settings: &ImportSettings) -> f64 {
@@ -258,9 +321,10 @@ fn read_batches(
     path: &std::path::Path,
     skip: u64,
     batch_rows: usize,
+    limits: Limits,
     sender: &mpsc::Sender<Result<Batch, ImportError>>,
 ) -> Result<(), ImportError> {
-    let mut rows = match CsvRows::open(path) {
+    let mut rows = match CsvRows::open_with(path, limits) {
         Ok(rows) => rows,
         Err(e) => {
             let _ = sender.blocking_send(Err(ImportError::Unreadable(e.to_string())));
@@ -284,8 +348,18 @@ fn read_batches(
         };
         let mut in_batch = 0;
         let mut end = false;
+        let mut failed = None;
         while in_batch < batch_rows {
-            match rows.next_row()? {
+            let next = match rows.next_row() {
+                Ok(next) => next,
+                Err(e) => {
+                    // The rows before the one that cannot be read are
+                    // good: commit them, then fail the job.
+                    failed = Some(e);
+                    break;
+                }
+            };
+            match next {
                 None => {
                     end = true;
                     break;
@@ -303,6 +377,9 @@ fn read_batches(
         batch.bytes_read = rows.bytes_read();
         if in_batch > 0 && sender.blocking_send(Ok(batch)).is_err() {
             return Ok(());
+        }
+        if let Some(e) = failed {
+            return Err(e);
         }
         if end {
             return Ok(());

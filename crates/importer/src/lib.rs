@@ -52,9 +52,18 @@ pub struct ImportSettings {
     /// How long a worker's claim on a job lasts without progress before
     /// another process may take the job over (seconds).
     pub lease_secs: u64,
-    /// How often an idle worker looks for new jobs (milliseconds).
+    /// How often an idle worker looks for new jobs, and a running one
+    /// checks that its job was not cancelled (milliseconds).
     pub poll_ms: u64,
+    /// Most bytes one CSV record may take. Past it the import stops as
+    /// failed: such a record is almost always a quote that is never closed,
+    /// after which the rest of the file cannot be read reliably.
+    pub max_record_bytes: u64,
 }
+
+/// `import.max_record_bytes` by default: far beyond any real subscriber row
+/// (attributes are capped at 16 KiB), small enough to hold in memory.
+pub const DEFAULT_MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 impl Default for ImportSettings {
     fn default() -> Self {
@@ -65,6 +74,7 @@ impl Default for ImportSettings {
             batch_rows: 10_000,
             lease_secs: 60,
             poll_ms: 500,
+            max_record_bytes: DEFAULT_MAX_RECORD_BYTES,
         }
     }
 }
@@ -98,6 +108,21 @@ pub enum ImportError {
     /// A database statement failed.
     #[error(transparent)]
     Db(#[from] DbError),
+    /// A record is longer than `import.max_record_bytes`.
+    #[error(
+        "line {line}: the row starting here is longer than the limit for one row \
+         (import.max_record_bytes), most likely because a quote (\") opened on it is never \
+         closed; the rest of the file cannot be read reliably after it, so the import \
+         stopped there. Rows before line {line} were imported; fix the quote and import \
+         the rest again"
+    )]
+    RecordTooLong {
+        /// The line the record starts on.
+        line: u64,
+    },
+    /// Reading was stopped from outside (the job was cancelled).
+    #[error("reading the file was stopped")]
+    Cancelled,
     /// The parsing thread stopped unexpectedly.
     #[error("the parsing thread failed: {0}")]
     Thread(String),

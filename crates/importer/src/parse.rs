@@ -7,6 +7,12 @@
 //! addresses). A 64-bit hash may in theory collide; at a million addresses
 //! the chance that any two collide is about 3 in 100 million, and a collision
 //! would report a row as a duplicate, never import a wrong one.
+//!
+//! One record is capped at `import.max_record_bytes` (1 MiB by default): a
+//! quote that is never closed would otherwise make the rest of the file one
+//! record, held whole in memory. The cap and cancelling are enforced by
+//! [`Guard`], the reader the CSV parser pulls from, because the parser gives
+//! no control back while it reads one record.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -14,8 +20,9 @@ use std::hash::{Hash, Hasher};
 use std::io::{self, BufRead, BufReader, Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use postino_domain::text::from_csv_cell;
 use postino_domain::{Attributes, EmailAddress, SubscriberName};
 use serde_json::{Map, Number, Value};
 
@@ -165,7 +172,64 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-type Source = BufReader<DecodeReader<Counting<Box<dyn Read + Send>>>>;
+type Source = Guard<BufReader<DecodeReader<Counting<Box<dyn Read + Send>>>>>;
+
+/// Why [`Guard`] stopped the parser, carried inside an `io::Error` through
+/// the CSV reader and told apart again by [`csv_error`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum Stop {
+    #[error("the record is too long")]
+    RecordTooLong,
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// What the reading is allowed: the largest record, and a flag that stops
+/// it from another thread.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most bytes one record (one row, with its quoted line breaks) may take.
+    pub max_record_bytes: u64,
+    /// Set to stop reading: the next read of the file fails with
+    /// [`ImportError::Cancelled`], even in the middle of one record.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: crate::DEFAULT_MAX_RECORD_BYTES,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// The CSV parser's input. It counts the bytes handed to the parser and
+/// refuses to hand more once the record in progress (which started at
+/// `record_start`, as the parser counts bytes) is over the limit: a record
+/// within the limit is always read whole, because the parser asks for more
+/// only while it is inside one. It also checks the cancel flag on every
+/// read, at most 256 KiB apart.
+struct Guard<R> {
+    inner: R,
+    delivered: u64,
+    record_start: u64,
+    limits: Limits,
+}
+
+impl<R: Read> Read for Guard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.limits.cancel.load(Ordering::Relaxed) {
+            return Err(io::Error::other(Stop::Cancelled));
+        }
+        if self.delivered.saturating_sub(self.record_start) > self.limits.max_record_bytes {
+            return Err(io::Error::other(Stop::RecordTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        self.delivered += n as u64;
+        Ok(n)
+    }
+}
 
 /// Reads rows from a subscriber CSV, one at a time.
 pub struct CsvRows {
@@ -175,6 +239,9 @@ pub struct CsvRows {
     seen: HashMap<u64, u32>,
     bytes: Arc<AtomicU64>,
     encoding: &'static encoding_rs::Encoding,
+    /// The line the next record starts on, for an error about a record
+    /// that could not be read whole.
+    next_line: u64,
 }
 
 impl std::fmt::Debug for CsvRows {
@@ -195,10 +262,20 @@ impl CsvRows {
     /// [`ImportError::Io`] if it cannot be read; [`ImportError::NoEmailColumn`]
     /// or [`ImportError::Empty`] if its header is unusable.
     pub fn open(path: &Path) -> Result<Self, ImportError> {
+        Self::open_with(path, Limits::default())
+    }
+
+    /// As [`CsvRows::open`], within `limits`.
+    ///
+    /// # Errors
+    ///
+    /// As [`CsvRows::open`], and [`ImportError::RecordTooLong`] or
+    /// [`ImportError::Cancelled`] while reading the header.
+    pub fn open_with(path: &Path, limits: Limits) -> Result<Self, ImportError> {
         let mut file = File::open(path)?;
         let encoding = decode::detect(BufReader::new(&mut file))?;
         file.rewind()?;
-        Self::new(Box::new(file), encoding)
+        Self::new(Box::new(file), encoding, limits)
     }
 
     /// Reads rows from bytes in memory (tests, small inputs).
@@ -208,12 +285,31 @@ impl CsvRows {
     /// As [`CsvRows::open`].
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ImportError> {
         let encoding = decode::detect(&bytes[..])?;
-        Self::new(Box::new(io::Cursor::new(bytes)), encoding)
+        Self::new(
+            Box::new(io::Cursor::new(bytes)),
+            encoding,
+            Limits::default(),
+        )
+    }
+
+    /// Reads rows from any reader known to be in `encoding` (a stream that
+    /// cannot be read twice to detect it).
+    ///
+    /// # Errors
+    ///
+    /// As [`CsvRows::open_with`].
+    pub fn from_reader(
+        input: Box<dyn Read + Send>,
+        encoding: &'static encoding_rs::Encoding,
+        limits: Limits,
+    ) -> Result<Self, ImportError> {
+        Self::new(input, encoding, limits)
     }
 
     fn new(
         input: Box<dyn Read + Send>,
         encoding: &'static encoding_rs::Encoding,
+        limits: Limits,
     ) -> Result<Self, ImportError> {
         let bytes = Arc::new(AtomicU64::new(0));
         let counting = Counting {
@@ -238,10 +334,16 @@ impl CsvRows {
             // counts lines wrongly, and line numbers are what users act on.)
             .terminator(csv::Terminator::Any(b'\n'))
             .buffer_capacity(256 * 1024)
-            .from_reader(source);
+            .from_reader(Guard {
+                inner: source,
+                delivered: 0,
+                record_start: 0,
+                limits,
+            });
         let mut cells = csv::StringRecord::new();
         loop {
-            if !reader.read_record(&mut cells).map_err(csv_error)? {
+            let line = reader.position().line();
+            if !read_guarded(&mut reader, &mut cells, line)? {
                 return Err(ImportError::Empty);
             }
             cells.trim();
@@ -250,6 +352,7 @@ impl CsvRows {
             }
         }
         let header = Header::from_cells(&cells, delimiter)?;
+        let next_line = reader.position().line();
         Ok(Self {
             reader,
             header,
@@ -257,6 +360,7 @@ impl CsvRows {
             seen: HashMap::new(),
             bytes,
             encoding,
+            next_line,
         })
     }
 
@@ -286,13 +390,10 @@ impl CsvRows {
     /// [`ImportError::Io`] if the file cannot be read further.
     pub fn next_row(&mut self) -> Result<Option<Result<Row, BadRow>>, ImportError> {
         loop {
-            if !self
-                .reader
-                .read_record(&mut self.record)
-                .map_err(csv_error)?
-            {
+            if !read_guarded(&mut self.reader, &mut self.record, self.next_line)? {
                 return Ok(None);
             }
+            self.next_line = self.reader.position().line();
             self.record.trim();
             if !is_blank(&self.record) {
                 break;
@@ -309,18 +410,26 @@ impl CsvRows {
         }))
     }
 
+    /// The record written back as one CSV line, for the error report. A NUL
+    /// (refused in every value) becomes U+FFFD: PostgreSQL cannot store it,
+    /// and the report must keep the row.
     fn original(&self) -> String {
         let mut writer = csv::WriterBuilder::new()
             .delimiter(self.header.delimiter)
             .terminator(csv::Terminator::Any(b'\n'))
             .from_writer(Vec::new());
         if writer.write_record(&self.record).is_err() {
-            return self.record.iter().collect::<Vec<_>>().join(",");
+            return self
+                .record
+                .iter()
+                .collect::<Vec<_>>()
+                .join(",")
+                .replace('\0', "\u{FFFD}");
         }
         let bytes = writer.into_inner().unwrap_or_default();
         String::from_utf8_lossy(&bytes)
             .trim_end_matches('\n')
-            .to_owned()
+            .replace('\0', "\u{FFFD}")
     }
 
     fn parse_record(&mut self, line: u64) -> Result<Row, String> {
@@ -338,6 +447,9 @@ impl CsvRows {
         let mut last: Option<&str> = None;
         let mut map: Option<Map<String, Value>> = None;
         for (column, cell) in self.header.columns.iter().zip(record.iter()) {
+            // A cell Postino's own export protected against spreadsheets
+            // reads back as it was.
+            let cell = from_csv_cell(cell);
             match column {
                 Column::Email => email = Some(cell),
                 Column::Name => name = Some(cell),
@@ -420,9 +532,25 @@ fn address_key(email: &EmailAddress) -> u64 {
     hasher.finish()
 }
 
-fn csv_error(e: csv::Error) -> ImportError {
+/// Reads the next record, telling [`Guard`] where it starts; a record
+/// stopped for its size is reported as starting on `line`.
+fn read_guarded(
+    reader: &mut csv::Reader<Source>,
+    record: &mut csv::StringRecord,
+    line: u64,
+) -> Result<bool, ImportError> {
+    let start = reader.position().byte();
+    reader.get_mut().record_start = start;
+    reader.read_record(record).map_err(|e| csv_error(e, line))
+}
+
+fn csv_error(e: csv::Error, line: u64) -> ImportError {
     match e.into_kind() {
-        csv::ErrorKind::Io(io) => ImportError::Io(io),
+        csv::ErrorKind::Io(io) => match io.get_ref().and_then(|e| e.downcast_ref::<Stop>()) {
+            Some(Stop::RecordTooLong) => ImportError::RecordTooLong { line },
+            Some(Stop::Cancelled) => ImportError::Cancelled,
+            None => ImportError::Io(io),
+        },
         other => ImportError::Unreadable(format!("{other:?}")),
     }
 }
@@ -607,6 +735,142 @@ mod tests {
         assert_eq!(typed("1e3"), Some(json!("1e3")));
         assert_eq!(typed("False"), Some(json!(false)));
         assert_eq!(typed("  "), None);
+    }
+
+    /// A file that never ends: `prefix`, then `x` forever. Says on
+    /// `deep` once it has handed out a mebibyte past the prefix.
+    struct Endless {
+        prefix: io::Cursor<Vec<u8>>,
+        filled: usize,
+        deep: Option<std::sync::mpsc::Sender<()>>,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.prefix.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            buf.fill(b'x');
+            self.filled += buf.len();
+            if self.filled > 1024 * 1024
+                && let Some(deep) = self.deep.take()
+            {
+                let _ = deep.send(());
+            }
+            Ok(buf.len())
+        }
+    }
+
+    fn endless(
+        prefix: &[u8],
+        limits: Limits,
+        deep: Option<std::sync::mpsc::Sender<()>>,
+    ) -> CsvRows {
+        let input = Endless {
+            prefix: io::Cursor::new(prefix.to_vec()),
+            filled: 0,
+            deep,
+        };
+        CsvRows::from_reader(Box::new(input), encoding_rs::UTF_8, limits).unwrap()
+    }
+
+    #[test]
+    fn an_unclosed_quote_stops_at_the_record_limit_naming_the_line_it_opened_on() {
+        // Arrange: without the limit this record would never end.
+        let mut reader = endless(
+            b"email,note\na@example.com,fine\nb@example.com,\"never closed\n",
+            Limits {
+                max_record_bytes: 64 * 1024,
+                ..Limits::default()
+            },
+            None,
+        );
+
+        // Act
+        let first = reader.next_row().unwrap();
+        let second = reader.next_row();
+
+        // Assert
+        assert!(matches!(first, Some(Ok(_))));
+        match second {
+            Err(ImportError::RecordTooLong { line }) => assert_eq!(line, 3),
+            other => panic!("{other:?}"),
+        }
+        let message = ImportError::RecordTooLong { line: 3 }.to_string();
+        assert!(message.starts_with("line 3:"), "{message}");
+        assert!(message.contains("never"), "{message}");
+    }
+
+    #[test]
+    fn rows_up_to_the_record_limit_are_read_whole() {
+        let note = "y".repeat(60 * 1024);
+        // An unnamed column is ignored, so no attribute limit applies to it.
+        let file = format!("email,\na@example.com,\"{note}\"\nb@example.com,z\n");
+        let mut reader = CsvRows::from_reader(
+            Box::new(io::Cursor::new(file.into_bytes())),
+            encoding_rs::UTF_8,
+            Limits {
+                max_record_bytes: 64 * 1024,
+                ..Limits::default()
+            },
+        )
+        .unwrap();
+        let first = reader.next_row().unwrap().unwrap().unwrap();
+        assert_eq!(first.email.as_str(), "a@example.com");
+        assert!(matches!(reader.next_row(), Ok(Some(Ok(_)))));
+        assert!(matches!(reader.next_row(), Ok(None)));
+    }
+
+    #[test]
+    fn cancelling_stops_the_reader_inside_a_record_that_never_ends() {
+        // Arrange: no record limit to speak of, so only the flag can stop it.
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (deep_tx, deep_rx) = std::sync::mpsc::channel();
+        let mut reader = endless(
+            b"email,note\na@example.com,\"",
+            Limits {
+                max_record_bytes: u64::MAX,
+                cancel: Arc::clone(&cancel),
+            },
+            Some(deep_tx),
+        );
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let parsing = std::thread::spawn(move || {
+            let outcome = reader.next_row();
+            let _ = done_tx.send(());
+            outcome
+        });
+        // Wait until the parser is a mebibyte into the record.
+        deep_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the parser reads on into the record");
+
+        // Act
+        cancel.store(true, Ordering::Relaxed);
+
+        // Assert: it stops promptly, with the reason.
+        done_rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the parser stops once cancelled");
+        assert!(matches!(
+            parsing.join().unwrap(),
+            Err(ImportError::Cancelled)
+        ));
+    }
+
+    #[test]
+    fn a_nul_in_a_cell_refuses_that_row_only_and_the_report_can_hold_it() {
+        let all = rows(b"email,name,city\na@example.com,Ann,Rome\nb@example.com,B\0b,Oslo\nc@example.com,C,Ly\0on\nd@example.com,D,Nice\n");
+        let bad: Vec<&BadRow> = all.iter().filter_map(|r| r.as_ref().err()).collect();
+        assert_eq!(all.iter().filter(|r| r.is_ok()).count(), 2);
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!(bad[0].line, 3);
+        assert!(bad[0].reason.contains("NUL"), "{}", bad[0].reason);
+        assert_eq!(bad[1].line, 4);
+        assert!(bad[1].reason.contains("NUL"), "{}", bad[1].reason);
+        assert!(!bad[0].original.contains('\0'));
+        assert_eq!(bad[0].original, "b@example.com,B\u{FFFD}b,Oslo");
     }
 
     proptest::proptest! {

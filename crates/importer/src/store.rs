@@ -57,13 +57,27 @@ where
 
 /// Creates the upload file for job `id` (and the directory if needed).
 ///
+/// Uploads are subscriber data: the file is created readable by this user
+/// only (`0600`), in a directory only it can list (`0700`) when Postino
+/// creates it; an existing directory keeps the mode its owner chose. The
+/// file is created new (`O_EXCL`), so a file or link planted under the
+/// job's name is never written through.
+///
 /// # Errors
 ///
 /// If the directory or file cannot be created.
 pub async fn create(dir: &Path, id: Uuid) -> Result<(PathBuf, tokio::fs::File), ImportError> {
-    tokio::fs::create_dir_all(dir).await?;
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await?;
     let path = upload_path(dir, id);
-    let file = tokio::fs::File::create(&path).await?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let file = options.open(&path).await?;
     Ok((path, file))
 }
 
@@ -83,4 +97,31 @@ pub enum StoreError<E> {
     Import(ImportError),
     /// The upload stream failed (the client went away, a bad multipart body).
     Source(E),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn uploads_are_private_to_the_user_postino_runs_as() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("postino-store-test-{}", Uuid::now_v7()));
+        let dir = base.join("imports");
+        let (path, file) = create(&dir, Uuid::now_v7()).await.unwrap();
+        drop(file);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&dir), 0o700);
+        // The name is taken: a second create never opens the existing file.
+        let id: Uuid = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(create(&dir, id).await.is_err());
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

@@ -257,7 +257,7 @@ async fn reload(
     metrics::gauge!("postino_sender_processes").set(f64::from(found.processes));
     metrics::gauge!("postino_rate_limit_messages_per_second", "scope" => "global")
         .set(found.global.unwrap_or(0.0));
-    let servers = load_servers(pool).await?;
+    let servers = load_servers(pool, &wiring.shared.addressing.relay_passwords).await?;
     lanes.update(&servers, &found, wiring).await;
     lanes.report();
     Ok(())
@@ -415,7 +415,26 @@ pub async fn run(
     Ok(())
 }
 
-async fn load_servers(pool: &PgPool) -> Result<Vec<SmtpServer>, DbError> {
+/// The enabled relays with their passwords opened. A relay whose password
+/// cannot be opened (the encryption secret changed) is left out, so its
+/// mail goes through the others or waits, rather than being sent without
+/// AUTH and refused.
+async fn load_servers(
+    pool: &PgPool,
+    vault: &postino_compose::PasswordVault,
+) -> Result<Vec<SmtpServer>, DbError> {
     let mut conn = pool.acquire().await?;
-    smtp_servers::enabled(&mut conn).await
+    let mut usable = Vec::new();
+    for mut server in smtp_servers::enabled(&mut conn).await? {
+        match vault.open(server.sealed_password.as_ref().map(|s| s.0.as_slice())) {
+            Ok(password) => {
+                server.settings.password = password;
+                usable.push(server);
+            }
+            Err(e) => {
+                tracing::error!(relay = %server.name, error = %e, "SMTP server left out");
+            }
+        }
+    }
+    Ok(usable)
 }

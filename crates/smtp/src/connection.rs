@@ -321,6 +321,30 @@ pub struct Checked {
     pub server_name: String,
 }
 
+/// Why [`check`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    /// No SMTP session could be opened: the connection was refused or timed
+    /// out, the peer is not an SMTP server, or TLS failed. The detail is for
+    /// logs: shown to a user, its variety would map which ports of which
+    /// hosts are open.
+    #[error("connect to {address} failed: {detail}")]
+    Connect {
+        /// `host:port`.
+        address: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The relay refused the credentials (never includes the password).
+    #[error("authentication as {username:?} failed: {detail}")]
+    Auth {
+        /// The user name tried.
+        username: String,
+        /// The relay's reply.
+        detail: String,
+    },
+}
+
 /// Connects, greets, secures and authenticates as a sender would, then says
 /// QUIT. The error names the step that failed and what the server said;
 /// it never contains the password.
@@ -328,11 +352,19 @@ pub struct Checked {
 /// # Errors
 ///
 /// The step that failed and why.
-pub async fn check(settings: &SmtpSettings) -> Result<Checked, String> {
-    let mut conn = open(settings).await.map_err(|(stage, e, _)| match stage {
-        Stage::Connect => format!("connect to {}:{} failed: {e}", settings.host, settings.port),
-        Stage::Auth => format!("authentication as {:?} failed: {e}", settings.username),
-    })?;
+pub async fn check(settings: &SmtpSettings) -> Result<Checked, CheckError> {
+    let mut conn = open(settings)
+        .await
+        .map_err(|(stage, detail, _)| match stage {
+            Stage::Connect => CheckError::Connect {
+                address: format!("{}:{}", settings.host, settings.port),
+                detail,
+            },
+            Stage::Auth => CheckError::Auth {
+                username: settings.username.clone(),
+                detail,
+            },
+        })?;
     let checked = Checked {
         encrypted: conn.is_encrypted(),
         authenticated: !settings.username.is_empty(),

@@ -19,7 +19,7 @@
 mod connection;
 mod transaction;
 
-pub use connection::{Checked, Connection, SendOutcome, check};
+pub use connection::{CheckError, Checked, Connection, SendOutcome, check};
 pub use postino_domain::{SmtpSettings, TlsMode};
 
 #[cfg(test)]

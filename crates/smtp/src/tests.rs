@@ -2,7 +2,7 @@ use postino_domain::EmailAddress;
 use postino_sink::{Sink, SinkConfig};
 use secrecy::SecretString;
 
-use crate::{Connection, SendOutcome, SmtpSettings, check};
+use crate::{CheckError, Connection, SendOutcome, SmtpSettings, check};
 
 fn settings_for(sink: &Sink) -> SmtpSettings {
     SmtpSettings {
@@ -91,7 +91,11 @@ async fn a_refused_connection_is_a_temporary_failure_and_check_says_why() {
         "{outcome:?}"
     );
     let error = check(&settings).await.unwrap_err();
-    assert!(error.starts_with("connect to 127.0.0.1:"), "{error}");
+    assert!(matches!(error, CheckError::Connect { .. }), "{error}");
+    assert!(
+        error.to_string().starts_with("connect to 127.0.0.1:"),
+        "{error}"
+    );
 }
 
 #[tokio::test]

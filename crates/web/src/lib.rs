@@ -69,6 +69,13 @@ pub struct WebSettings {
     /// Failed dashboard sign-ins one client address may make in 15 minutes
     /// before it is refused, whichever accounts it tries; 0 turns it off.
     pub login_failures_per_ip: u32,
+    /// Whether SMTP relays may be on loopback, private or link-local
+    /// addresses (127.0.0.0/8, 10/8, 172.16/12, 192.168/16, 169.254/16,
+    /// 100.64/10, ::1, fc00::/7, fe80::/10). On by default, so the local
+    /// sink and a relay on the same network work; turn it off where the
+    /// people who may edit relays must not reach the internal network
+    /// through the connection test. Checked when a relay is saved or tested.
+    pub allow_private_relay_hosts: bool,
 }
 
 impl Default for WebSettings {
@@ -80,6 +87,7 @@ impl Default for WebSettings {
             request_timeout_secs: 30,
             client_ip_header: String::new(),
             login_failures_per_ip: 50,
+            allow_private_relay_hosts: true,
         }
     }
 }

@@ -139,6 +139,59 @@ async fn invalid_campaigns_are_refused_when_saved_naming_the_field() {
 }
 
 #[tokio::test]
+async fn custom_headers_that_spoof_trace_or_authentication_headers_are_refused_by_name() {
+    // Arrange
+    let app = spawn_app().await;
+    let list = app.create_list("News", "single").await;
+    let spoofs = [
+        (
+            "Authentication-Results",
+            "mx.example.com; dkim=pass; spf=pass; dmarc=pass",
+        ),
+        ("Received", "from trusted.example.com by mx.example.com"),
+        ("Received-SPF", "pass"),
+        ("Resent-From", "ceo@example.com"),
+        (
+            "ARC-Authentication-Results",
+            "i=1; mx.example.com; dkim=pass",
+        ),
+        ("ARC-Seal", "i=1; a=rsa-sha256; cv=none"),
+        ("DKIM-Signature", "v=1; a=rsa-sha256; d=bank.example"),
+        ("Return-Path", "<ceo@example.com>"),
+        ("X-Original-From", "ceo@example.com"),
+    ];
+
+    // Act and assert: on create and on edit alike, the header is named.
+    let draft = app
+        .post("/api/v1/campaigns", campaign_body(&[&list]))
+        .await
+        .expect(StatusCode::CREATED);
+    let id = draft.body["id"].as_str().unwrap();
+    for (name, value) in spoofs {
+        let mut body = campaign_body(&[&list]);
+        body["headers"] =
+            json!([{"name": "X-Campaign", "value": "ok"}, {"name": name, "value": value}]);
+        let reply = app
+            .post("/api/v1/campaigns", body)
+            .await
+            .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "headers[1]");
+        assert!(reply.text.contains(name), "{name}: {}", reply.text);
+        app.patch(
+            &format!("/api/v1/campaigns/{id}"),
+            json!({"headers": [{"name": name, "value": value}]}),
+        )
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "headers[0]");
+    }
+    assert_eq!(app.count("SELECT count(*) FROM campaigns").await, 1);
+    let stored = app
+        .get(&format!("/api/v1/campaigns/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(stored.body["headers"], draft.body["headers"]);
+}
+
+#[tokio::test]
 async fn every_lifecycle_move_is_allowed_or_refused_with_the_current_state() {
     let app = spawn_app().await;
     let list = app.create_list("News", "single").await;

@@ -46,6 +46,24 @@ fn smtp_fields<'a>(csrf: &'a str, name: &'a str, port: &'a str) -> Vec<(&'a str,
     ]
 }
 
+/// Relay `name`'s stored password, opened with the installation's key.
+async fn stored_password(app: &TestApp, name: &str) -> String {
+    use secrecy::ExposeSecret;
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT password_sealed FROM smtp_servers WHERE name = $1")
+            .bind(name)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    postino_app::relay_passwords(&crate::helpers::test_settings(&app.db), &app.pool)
+        .await
+        .unwrap()
+        .open(sealed.as_deref())
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
 async fn server_id(app: &TestApp, name: &str) -> String {
     sqlx::query_scalar::<_, uuid::Uuid>("SELECT uuid FROM smtp_servers WHERE name = $1")
         .bind(name)
@@ -112,9 +130,10 @@ async fn dashboard_settings_an_admin_adds_edits_and_deletes_an_smtp_server_witho
     .await
     .unwrap();
     assert_eq!(
-        stored,
-        format!("127.0.0.1|2525|none|{RELAY_SECRET}|4|3|bulk|12.5|50000|3600|t")
+        stored, "127.0.0.1|2525|none||4|3|bulk|12.5|50000|3600|t",
+        "the password is not stored in plain text"
     );
+    assert_eq!(stored_password(&app, "Relay one").await, RELAY_SECRET);
     let id = server_id(&app, "Relay one").await;
     let list = admin.get("/settings/smtp").await.expect(StatusCode::OK);
     assert!(list.text.contains("Relay one"));
@@ -128,8 +147,30 @@ async fn dashboard_settings_an_admin_adds_edits_and_deletes_an_smtp_server_witho
     assert_no_relay_secret(&edit);
     assert!(edit.text.contains("a password is saved"));
 
-    // Act: edit with a blank password, which keeps the stored one.
-    let mut fields = smtp_fields(&csrf, "Relay renamed", "2526");
+    // Act: move it to another port with a blank password: refused, since
+    // the stored password would follow it there.
+    let mut moved = smtp_fields(&csrf, "Relay moved", "2526");
+    moved.retain(|(k, _)| *k != "password");
+    moved.push(("password", ""));
+    let refused_move = admin
+        .post(&format!("/settings/smtp/{id}"), &moved)
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Assert
+    assert!(
+        refused_move.text.contains("enter the password again"),
+        "the form says why, by the password field"
+    );
+    assert_no_relay_secret(&refused_move);
+    assert_eq!(
+        app.count("SELECT count(*) FROM smtp_servers WHERE name = 'Relay moved'")
+            .await,
+        0
+    );
+
+    // Act: edit with a blank password on the same server, which keeps it.
+    let mut fields = smtp_fields(&csrf, "Relay renamed", "2525");
     fields.retain(|(k, _)| *k != "password" && *k != "enabled");
     fields.push(("password", ""));
     admin
@@ -138,15 +179,15 @@ async fn dashboard_settings_an_admin_adds_edits_and_deletes_an_smtp_server_witho
         .expect(StatusCode::SEE_OTHER);
 
     // Assert
-    let (port, password, enabled): (i32, String, bool) = sqlx::query_as(
-        "SELECT port, password, enabled FROM smtp_servers WHERE name = 'Relay renamed'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
-    assert_eq!(port, 2526);
+    let (port, enabled): (i32, bool) =
+        sqlx::query_as("SELECT port, enabled FROM smtp_servers WHERE name = 'Relay renamed'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(port, 2525);
     assert_eq!(
-        password, RELAY_SECRET,
+        stored_password(&app, "Relay renamed").await,
+        RELAY_SECRET,
         "a blank password keeps the stored one"
     );
     assert!(!enabled, "unticked, it leaves the rotation");

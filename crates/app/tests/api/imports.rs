@@ -785,3 +785,258 @@ async fn postino_import_runs_a_file_with_a_summary() {
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("--list Nope"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn an_unclosed_quote_fails_the_import_naming_its_line_and_keeps_the_rows_before_it() {
+    // Arrange: the quote opened on line 4 is never closed; without a limit
+    // the rest of the file would be read as one record.
+    let app = spawn_app_with(|s| s.import.max_record_bytes = 64 * 1024).await;
+    let list = app.create_list("News", "single").await;
+    let mut file = String::from("email,name\na@example.com,Ann\nb@example.com,Bob\n");
+    file.push_str("c@example.com,\"Carl\n");
+    for i in 0..20_000 {
+        file.push_str(&format!("later{i}@example.com,Later\n"));
+    }
+
+    // Act
+    let job = app.import(&format!("list={list}"), file).await;
+
+    // Assert
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.starts_with("line 4:"), "{error}");
+    assert!(error.contains("quote"), "{error}");
+    assert!(error.contains("cannot be read reliably"), "{error}");
+    assert_eq!(job["imported"], 2, "{job}");
+    assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscribers WHERE email LIKE 'later%'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn cancelling_an_import_stops_its_parser_inside_a_record_that_does_not_end() {
+    // Arrange: a 64 GiB file (sparse: its disk blocks are never written)
+    // whose one record after the header opens a quote and never closes
+    // it, read with no record limit. Only cancelling can stop its parser.
+    let app = spawn_app_with(manual).await;
+    let mut settings = test_settings(&app.db);
+    manual(&mut settings);
+    settings.import.max_record_bytes = u64::MAX;
+    settings.import.poll_ms = 20;
+    let dir = std::env::temp_dir().join(format!("postino-endless-{}", app.db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("endless.csv");
+    {
+        use std::io::Write;
+        let mut file = std::fs::File::create(&path).unwrap();
+        // A byte-order mark: the encoding is known without reading it all.
+        file.write_all(b"\xEF\xBB\xBFemail,note\na@example.com,\"")
+            .unwrap();
+        file.set_len(64 << 30).unwrap();
+    }
+    let list = app.create_list("News", "single").await;
+    let list_id = app
+        .count(&format!("SELECT id FROM lists WHERE uuid = '{list}'"))
+        .await;
+    let job = postino_importer::engine::create_local_job(
+        &app.pool,
+        &path,
+        postino_domain::ImportMode::Subscribe,
+        vec![list_id],
+        false,
+        false,
+        &settings.import,
+    )
+    .await
+    .unwrap();
+    let id = job.uuid;
+    let pool = app.pool.clone();
+    let import_settings = settings.import.clone();
+    let runner = tokio::spawn(async move {
+        postino_importer::run_job(
+            &pool,
+            &job,
+            &import_settings,
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await
+    });
+
+    // Act
+    let cancelled = app
+        .delete(&format!("/api/v1/imports/{id}"))
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert: the job's run (which waits for its parsing thread) ends
+    // promptly, as given up; the job stays cancelled.
+    let outcome = tokio::time::timeout(Duration::from_secs(20), runner)
+        .await
+        .expect("the parser stops once the job is cancelled")
+        .unwrap();
+    assert!(
+        matches!(outcome, Err(postino_importer::ImportError::Lost)),
+        "{outcome:?}"
+    );
+    assert_eq!(cancelled.body["status"], "cancelled");
+    let job = app
+        .get(&format!("/api/v1/imports/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(job.body["status"], "cancelled");
+    assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 0);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_nul_in_a_cell_is_reported_for_its_row_and_the_rest_imports() {
+    // Arrange
+    let app = spawn_app().await;
+    let list = app.create_list("News", "single").await;
+    let file = b"email,name,city\na@example.com,Ann,Rome\nb@example.com,B\0b,Oslo\nc@example.com,Carl,Ly\0on\nd@example.com,Dora,Nice\n".to_vec();
+
+    // Act
+    let job = app.import(&format!("list={list}"), file).await;
+    let report = app.error_report(job["id"].as_str().unwrap()).await;
+
+    // Assert
+    assert_eq!(job["status"], "finished", "{job}");
+    assert_eq!(counts(&job), [4, 2, 0, 0, 2]);
+    assert_eq!(app.subscriber("a@example.com").await["name"], "Ann");
+    assert_eq!(app.subscriber("d@example.com").await["name"], "Dora");
+    assert_eq!(report.len(), 3, "{report:?}");
+    assert_eq!(report[1][0], "3");
+    assert!(
+        report[1][1].contains("name") && report[1][1].contains("NUL"),
+        "{report:?}"
+    );
+    assert_eq!(report[1][2], "b@example.com,B\u{FFFD}b,Oslo");
+    assert_eq!(report[2][0], "4");
+    assert!(
+        report[2][1].contains("attributes") && report[2][1].contains("NUL"),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn exports_and_error_reports_neutralise_spreadsheet_formulas() {
+    // Arrange: a sign-up's name and attributes chosen to run in a spreadsheet,
+    // and rows that fail with a formula in them.
+    let app = spawn_app().await;
+    let list = app.create_list("News", "single").await;
+    let file = "email,name,note\n\
+                f@example.com,\"=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",plain\n\
+                g@example.com,@SUM(A1:A9),x\n\
+                h@example.com,+1 555,x\n\
+                -i@example.com,-2+3,x\n\
+                =cmd|' /C calc'!A0,Evil,x\n\
+                @bad,\t=1,x\n";
+    let job = app.import(&format!("list={list}"), file).await;
+
+    // Act
+    let export = read_csv(
+        &app.download(&format!("/api/v1/lists/{list}/export.csv"))
+            .await,
+    );
+    let search = read_csv(&app.download("/api/v1/subscribers/export.csv").await);
+    let report = app.error_report(job["id"].as_str().unwrap()).await;
+
+    // Assert: no cell of either file starts a formula.
+    let formula = |cell: &String| cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    for file in [&export, &search, &report] {
+        for row in file.iter() {
+            assert!(!row.iter().any(formula), "{row:?}");
+        }
+    }
+    let names: Vec<&str> = export.iter().skip(1).map(|r| r[1].as_str()).collect();
+    assert!(
+        names.contains(&"'=HYPERLINK(\"http://evil.example\",\"x\")"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"'@SUM(A1:A9)"), "{names:?}");
+    assert!(names.contains(&"'+1 555"), "{names:?}");
+    assert!(names.contains(&"'-2+3"), "{names:?}");
+    let emails: Vec<&str> = export.iter().skip(1).map(|r| r[0].as_str()).collect();
+    assert!(emails.contains(&"'-i@example.com"), "{emails:?}");
+    let originals: Vec<&str> = report.iter().skip(1).map(|r| r[2].as_str()).collect();
+    assert_eq!(originals.len(), 2, "{report:?}");
+    assert!(
+        originals.iter().all(|o| o.starts_with('\'')),
+        "{originals:?}"
+    );
+    // Postino reads its own export back as it was.
+    assert_eq!(
+        app.subscriber("f@example.com").await["name"],
+        "=HYPERLINK(\"http://evil.example\",\"x\")"
+    );
+    let other = app.create_list("Copy", "single").await;
+    let bytes = app
+        .download(&format!("/api/v1/lists/{list}/export.csv"))
+        .await;
+    let again = app
+        .import(&format!("list={other}&overwrite=true"), bytes)
+        .await;
+    assert_eq!(counts(&again)[4], 0, "{again}");
+    assert_eq!(app.subscriber("-i@example.com").await["name"], "-2+3");
+    assert_eq!(app.subscriber("g@example.com").await["name"], "@SUM(A1:A9)");
+    assert_eq!(
+        app.count("SELECT count(*) FROM subscribers WHERE email LIKE '''%'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_form_field_on_an_upload_is_refused_short_without_being_echoed() {
+    // Arrange: a `mode` field of 4 MiB, as one streamed part.
+    let app = spawn_app().await;
+    let list = app.create_list("News", "single").await;
+    let boundary = "XyZzY";
+    let huge = "subscribe".repeat(4 * 1024 * 1024 / 9);
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"list\"\r\n\r\n{list}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"mode\"\r\n\r\n{huge}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\nemail\nm@example.com\n\r\n\
+         --{boundary}--\r\n"
+    );
+    let post = |body: String| {
+        app.client
+            .post(app.url("/api/v1/imports"))
+            .bearer_auth(&app.token)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+
+    // Act
+    let reply = Reply::from(post(form).await.unwrap()).await;
+    let bad_mode = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"list\"\r\n\r\n{list}\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"mode\"\r\n\r\n{}\r\n\
+         --{boundary}--\r\n",
+        "x".repeat(5000)
+    );
+    let bad = Reply::from(post(bad_mode).await.unwrap()).await;
+
+    // Assert
+    let reply = reply.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "mode");
+    assert!(reply.text.len() < 1024, "{} bytes", reply.text.len());
+    assert!(!reply.text.contains("subscribesubscribe"), "{}", reply.text);
+    // A value under the cap that is still wrong is quoted only in part.
+    let bad = bad.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "mode");
+    assert!(
+        bad.text.len() < 1024,
+        "{} bytes: {}",
+        bad.text.len(),
+        bad.text
+    );
+    assert_eq!(app.count("SELECT count(*) FROM imports").await, 0);
+}

@@ -1,11 +1,17 @@
 //! `/api/v1/smtp-servers`. A fresh app already holds one server, "default",
 //! seeded from `[smtp]`.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
 use postino_sink::{Sink, SinkConfig};
 use reqwest::StatusCode;
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::helpers::{Reply, TestApp, spawn_app};
+use crate::helpers::{Reply, TestApp, spawn_app, spawn_app_with, test_settings};
 
 const SECRET: &str = "hunter2-Relay-Secret";
 
@@ -15,12 +21,24 @@ async fn create_server(app: &TestApp, body: Value) -> Reply {
         .expect(StatusCode::CREATED)
 }
 
+/// The relay's password as stored, opened with the installation's key;
+/// checks on the way that the row holds it only sealed.
 async fn stored_password(app: &TestApp, id: &str) -> String {
-    sqlx::query_scalar::<_, String>("SELECT password FROM smtp_servers WHERE uuid = $1")
-        .bind(uuid::Uuid::parse_str(id).unwrap())
-        .fetch_one(&app.pool)
+    let (plain, sealed): (String, Option<Vec<u8>>) =
+        sqlx::query_as("SELECT password, password_sealed FROM smtp_servers WHERE uuid = $1")
+            .bind(uuid::Uuid::parse_str(id).unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(plain, "", "no password is stored in plain text");
+    let vault = postino_app::relay_passwords(&test_settings(&app.db), &app.pool)
         .await
+        .unwrap();
+    vault
+        .open(sealed.as_deref())
         .unwrap()
+        .expose_secret()
+        .to_owned()
 }
 
 #[track_caller]
@@ -57,7 +75,8 @@ async fn an_smtp_server_is_created_read_replaced_and_deleted() {
         .put(
             &path,
             json!({"name": "Backup relay", "host": "smtp2.example.net", "port": 465, "tls": "tls",
-                   "username": "mailer2", "hello_name": "mail.example.org", "enabled": false}),
+                   "username": "mailer2", "password": SECRET, "hello_name": "mail.example.org",
+                   "enabled": false}),
         )
         .await
         .expect(StatusCode::OK);
@@ -346,4 +365,342 @@ async fn unknown_smtp_server_ids_are_not_found() {
             .expect_problem(StatusCode::NOT_FOUND, "");
     }
     assert_eq!(app.count("SELECT count(*) FROM smtp_servers").await, 1);
+}
+
+/// A server of the attacker's: it greets, offers AUTH, accepts whatever
+/// credentials it is given and keeps every line it received.
+struct Listener {
+    port: u16,
+    lines: Arc<Mutex<Vec<String>>>,
+    connections: Arc<Mutex<u32>>,
+}
+
+impl Listener {
+    async fn start() -> Self {
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let connections = Arc::new(Mutex::new(0));
+        let (kept, counted) = (Arc::clone(&lines), Arc::clone(&connections));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = socket.accept().await {
+                *counted.lock().unwrap() += 1;
+                let kept = Arc::clone(&kept);
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut read = BufReader::new(read);
+                    write.write_all(b"220 attacker ESMTP\r\n").await.unwrap();
+                    let mut line = String::new();
+                    while read.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        let command = line.trim_end().to_owned();
+                        kept.lock().unwrap().push(command.clone());
+                        let upper = command.to_ascii_uppercase();
+                        let reply: &[u8] = if upper.starts_with("EHLO") {
+                            b"250-attacker\r\n250 AUTH PLAIN LOGIN\r\n"
+                        } else if upper.starts_with("AUTH") {
+                            b"235 2.7.0 ok\r\n"
+                        } else if upper.starts_with("QUIT") {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            break;
+                        } else {
+                            b"250 ok\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            break;
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            lines,
+            connections,
+        }
+    }
+
+    fn connections(&self) -> u32 {
+        *self.connections.lock().unwrap()
+    }
+
+    /// Every password that arrived, from AUTH PLAIN.
+    fn passwords(&self) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| l.strip_prefix("AUTH PLAIN "))
+            .filter_map(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+            .filter_map(|raw| {
+                String::from_utf8(raw)
+                    .ok()
+                    .and_then(|s| s.rsplit('\0').next().map(str::to_owned))
+            })
+            .collect()
+    }
+
+    /// Waits for an AUTH to arrive, with a deadline.
+    async fn wait_for_password(&self) -> Vec<String> {
+        for _ in 0..200 {
+            let passwords = self.passwords();
+            if !passwords.is_empty() {
+                return passwords;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no AUTH arrived: {:?}", self.lines.lock().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn a_relay_pointed_elsewhere_needs_its_password_again_so_the_stored_one_never_leaves() {
+    // Arrange: the real relay, which takes only the real credentials, and
+    // a server of the attacker's.
+    let real = Sink::start(SinkConfig {
+        credentials: Some(("mailer".to_owned(), SECRET.to_owned())),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let attacker = Listener::start().await;
+    let app = spawn_app().await;
+    let relay = json!({"name": "Relay", "host": "127.0.0.1", "port": real.addr().port(),
+                       "username": "mailer", "password": SECRET});
+    let id = create_server(&app, relay.clone()).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/api/v1/smtp-servers/{id}");
+    let mut moved = relay.clone();
+    moved.as_object_mut().unwrap().remove("password");
+    moved["host"] = json!("localhost");
+    moved["port"] = json!(attacker.port);
+
+    // Act: move the relay without the password, then press "test".
+    let refused = app.put(&path, moved.clone()).await;
+    let mut other_user = relay.clone();
+    other_user.as_object_mut().unwrap().remove("password");
+    other_user["username"] = json!("someone-else");
+    let refused_user = app.put(&path, other_user).await;
+    let mut downgraded = relay.clone();
+    downgraded.as_object_mut().unwrap().remove("password");
+    downgraded["tls"] = json!("none");
+    let same_tls = app.put(&path, downgraded).await;
+    let test = app
+        .post(&format!("{path}/test"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert: refused naming the password; the test still went to the real relay.
+    refused.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "password");
+    refused_user.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "password");
+    same_tls.expect(StatusCode::OK); // none was already the mode: nothing weaker
+    assert_eq!(test.body["ok"], true, "{}", test.text);
+    assert_eq!(test.body["authenticated"], true);
+    let stored = app.get(&path).await.expect(StatusCode::OK);
+    assert_eq!(stored.body["port"], real.addr().port());
+    assert_eq!(stored_password(&app, &id).await, SECRET);
+    assert_eq!(attacker.connections(), 0, "{:?}", attacker.passwords());
+
+    // Act: moved with a password of the mover's own, it does reach there.
+    moved["password"] = json!("mover-typed-this");
+    app.put(&path, moved).await.expect(StatusCode::OK);
+    let test = app
+        .post(&format!("{path}/test"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert: only the new password arrived; the old one never did.
+    assert_eq!(test.body["ok"], true, "{}", test.text);
+    let passwords = attacker.wait_for_password().await;
+    assert_eq!(passwords, vec!["mover-typed-this".to_owned()]);
+    assert!(
+        !attacker
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains(SECRET)),
+        "the stored password reached the new host"
+    );
+}
+
+#[tokio::test]
+async fn relay_passwords_are_stored_sealed_and_plain_rows_are_sealed_at_start() {
+    // Arrange: a relay stored through the API, and one written in plain
+    // text the way relays were stored before passwords were sealed.
+    let sink = Sink::start(SinkConfig {
+        credentials: Some(("mailer".to_owned(), "old-Plain-Secret".to_owned())),
+        ..SinkConfig::default()
+    })
+    .await
+    .unwrap();
+    let app = spawn_app().await;
+    let id = create_server(
+        &app,
+        json!({"name": "Relay", "host": "smtp.example.net", "username": "mailer",
+               "password": SECRET}),
+    )
+    .await
+    .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let old = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO smtp_servers (uuid, name, host, port, tls, username, password, hello_name,
+                                   max_connections, messages_per_connection, timeout_secs)
+         VALUES ($1, 'Old', '127.0.0.1', $2, 'none', 'mailer', 'old-Plain-Secret', 'localhost', 1, 10, 5)",
+    )
+    .bind(old)
+    .bind(i32::from(sink.addr().port()))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    // Act: what every start (and `postino migrate`) does first.
+    let sealed_now = postino_app::seal_relay_passwords(&test_settings(&app.db), &app.pool)
+        .await
+        .unwrap();
+    let again = postino_app::seal_relay_passwords(&test_settings(&app.db), &app.pool)
+        .await
+        .unwrap();
+    let test = app
+        .post(&format!("/api/v1/smtp-servers/{old}/test"), json!({}))
+        .await
+        .expect(StatusCode::OK);
+
+    // Assert
+    assert_eq!((sealed_now, again), (1, 0));
+    let rows: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT password, password_sealed FROM smtp_servers WHERE name <> 'default'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (plain, sealed) in &rows {
+        assert_eq!(plain, "");
+        let sealed = sealed.as_ref().expect("a sealed password");
+        for secret in [SECRET, "old-Plain-Secret"] {
+            assert!(
+                !sealed.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{secret} readable in the row"
+            );
+        }
+    }
+    assert_eq!(stored_password(&app, &id).await, SECRET);
+    assert_eq!(
+        stored_password(&app, &old.to_string()).await,
+        "old-Plain-Secret"
+    );
+    assert_eq!(
+        test.body["ok"], true,
+        "the sealed password still logs in: {}",
+        test.text
+    );
+    assert_eq!(test.body["authenticated"], true);
+}
+
+#[tokio::test]
+async fn the_connection_test_gives_one_answer_for_every_way_a_connection_fails() {
+    // Arrange: a closed port, a port that accepts and hangs up, one that
+    // answers something else than SMTP, and one that never says anything.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let start = |greeting: Option<&'static [u8]>, hang_up: bool| async move {
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = socket.accept().await {
+                if let Some(greeting) = greeting {
+                    let _ = stream.write_all(greeting).await;
+                }
+                if !hang_up {
+                    held.push(stream);
+                }
+            }
+        });
+        port
+    };
+    let hangs_up = start(None, true).await;
+    let not_smtp = start(Some(b"SSH-2.0-OpenSSH_9.6\r\n"), false).await;
+    let silent = start(None, false).await;
+    let app = spawn_app().await;
+
+    // Act
+    let mut errors = Vec::new();
+    for (name, port) in [
+        ("closed", closed),
+        ("hangs up", hangs_up),
+        ("not smtp", not_smtp),
+        ("silent", silent),
+    ] {
+        let id = create_server(
+            &app,
+            json!({"name": name, "host": "127.0.0.1", "port": port, "timeout_secs": 1}),
+        )
+        .await
+        .body["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let reply = app
+            .post(&format!("/api/v1/smtp-servers/{id}/test"), json!({}))
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(reply.body["ok"], false, "{name}: {}", reply.text);
+        let error = reply.body["error"].as_str().unwrap().to_owned();
+        errors.push(error.replace(&port.to_string(), "PORT"));
+    }
+
+    // Assert: the same words whatever happened on the port.
+    assert!(errors[0].contains("127.0.0.1:PORT"), "{errors:?}");
+    assert!(errors.iter().all(|e| *e == errors[0]), "{errors:#?}");
+}
+
+#[tokio::test]
+async fn with_private_hosts_disallowed_relays_on_internal_addresses_are_refused() {
+    // Arrange: the seeded relay (127.0.0.1:2525) predates the setting.
+    let app = spawn_app_with(|s| s.http.allow_private_relay_hosts = false).await;
+    let seeded = app.get("/api/v1/smtp-servers").await.expect(StatusCode::OK);
+    let seeded = seeded.body["items"][0]["id"].as_str().unwrap().to_owned();
+
+    // Act and assert
+    for host in [
+        "127.0.0.1",
+        "localhost",
+        "10.0.0.7",
+        "192.168.1.20",
+        "169.254.169.254",
+        "[::1]",
+        "::1",
+    ] {
+        app.post(
+            "/api/v1/smtp-servers",
+            json!({"name": format!("Internal {host}"), "host": host, "port": 25}),
+        )
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "host");
+    }
+    app.post(&format!("/api/v1/smtp-servers/{seeded}/test"), json!({}))
+        .await
+        .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "host");
+    app.put(
+        &format!("/api/v1/smtp-servers/{seeded}"),
+        json!({"name": "default", "host": "127.0.0.1", "port": 2525, "tls": "none"}),
+    )
+    .await
+    .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "host");
+    app.post(
+        "/api/v1/smtp-servers",
+        json!({"name": "Public", "host": "192.0.2.10", "port": 25}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    assert_eq!(app.count("SELECT count(*) FROM smtp_servers").await, 2);
 }

@@ -554,3 +554,56 @@ async fn everything_held_on_a_subscriber_is_exported_and_erased() {
         .await
         .expect_problem(StatusCode::NOT_FOUND, "");
 }
+
+#[tokio::test]
+async fn a_nul_character_is_refused_naming_the_field_and_nothing_is_stored() {
+    // Arrange
+    let app = spawn_app().await;
+    let cases = [
+        (
+            json!({"email": "a@example.com", "attributes": {"city": "Ro\u{0}me"}}),
+            "attributes",
+        ),
+        (
+            json!({"email": "a@example.com", "attributes": {"ci\u{0}ty": "Rome"}}),
+            "attributes",
+        ),
+        (
+            json!({"email": "a@example.com", "attributes": {"a": {"b": ["ok", {"c": "x\u{0}"}]}}}),
+            "attributes",
+        ),
+        (
+            json!({"email": "a@example.com", "name": "Ann\u{0}Lee"}),
+            "name",
+        ),
+        (json!({"email": "a\u{0}b@example.com"}), "email"),
+    ];
+
+    // Act and assert
+    for (body, field) in cases {
+        let reply = app
+            .post("/api/v1/subscribers", body.clone())
+            .await
+            .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, field);
+        assert!(reply.text.contains("NUL"), "{body}: {}", reply.text);
+    }
+    let nested = app
+        .post(
+            "/api/v1/subscribers",
+            json!({"email": "a@example.com", "attributes": {"a": {"b": ["ok", {"c": "x\u{0}"}]}}}),
+        )
+        .await;
+    assert!(
+        nested.text.contains(r#"\"a\".\"b\"[1].\"c\""#),
+        "{}",
+        nested.text
+    );
+    assert_eq!(app.count("SELECT count(*) FROM subscribers").await, 0);
+    // The same values without the NUL are fine.
+    app.post(
+        "/api/v1/subscribers",
+        json!({"email": "a@example.com", "name": "Ann Lee", "attributes": {"a": {"b": ["ok"]}}}),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}

@@ -57,9 +57,16 @@ impl KeyVault {
     /// [`VaultError::Key`] never in practice: HKDF refuses only outputs
     /// longer than 255 hash lengths, and the key is one.
     pub fn new(secret: &[u8]) -> Result<Self, VaultError> {
-        let prk = Salt::new(HKDF_SHA256, CONTEXT).extract(secret);
+        Self::for_purpose(secret, CONTEXT)
+    }
+
+    /// A vault for another kind of secret, whose key is derived from the
+    /// same `secret` under another `context`: keys for different purposes
+    /// are independent, so a value sealed for one never opens as another.
+    pub(crate) fn for_purpose(secret: &[u8], context: &[u8]) -> Result<Self, VaultError> {
+        let prk = Salt::new(HKDF_SHA256, context).extract(secret);
         let key = prk
-            .expand(&[CONTEXT], &CHACHA20_POLY1305)
+            .expand(&[context], &CHACHA20_POLY1305)
             .map(UnboundKey::from)
             .map_err(|_| VaultError::Key)?;
         Ok(Self {
@@ -73,15 +80,20 @@ impl KeyVault {
     ///
     /// [`VaultError::Seal`] if the system has no randomness.
     pub fn seal(&self, domain: &str, selector: &str, pkcs8: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.seal_for(&aad(domain, selector), pkcs8)
+    }
+
+    /// Encrypts `plain` bound to the associated data `aad`.
+    pub(crate) fn seal_for(&self, aad: &[u8], plain: &[u8]) -> Result<Vec<u8>, VaultError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| VaultError::Seal)?;
-        let mut in_out = pkcs8.to_vec();
+        let mut in_out = plain.to_vec();
         self.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad(domain, selector)),
+                Aad::from(aad),
                 &mut in_out,
             )
             .map_err(|_| VaultError::Seal)?;
@@ -104,6 +116,15 @@ impl KeyVault {
         selector: &str,
         sealed: &[u8],
     ) -> Result<SecretSlice<u8>, VaultError> {
+        self.open_for(&aad(domain, selector), sealed)
+    }
+
+    /// Decrypts what [`KeyVault::seal_for`] made with the same `aad`.
+    pub(crate) fn open_for(
+        &self,
+        aad: &[u8],
+        sealed: &[u8],
+    ) -> Result<SecretSlice<u8>, VaultError> {
         let Some((&VERSION, rest)) = sealed.split_first() else {
             return Err(VaultError::Open);
         };
@@ -115,7 +136,7 @@ impl KeyVault {
         let mut in_out = ciphertext.to_vec();
         let plain_len = self
             .key
-            .open_in_place(nonce, Aad::from(aad(domain, selector)), &mut in_out)
+            .open_in_place(nonce, Aad::from(aad), &mut in_out)
             .map_err(|_| VaultError::Open)?
             .len();
         in_out.truncate(plain_len);

@@ -946,7 +946,15 @@ pub(crate) async fn send_test(
             field: String::new(),
             message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
         })?;
-    let settings = server.settings;
+    let mut settings = server.settings;
+    settings.password = state
+        .addressing
+        .relay_passwords
+        .open(server.sealed_password.as_ref().map(|s| s.0.as_slice()))
+        .map_err(|e| WebError::Conflict {
+            field: String::new(),
+            message: format!("SMTP server {}: {e}", server.name),
+        })?;
     let from = &campaign.fields.from_email;
     let (signers, unusable) = signers_for(conn, state, from).await?;
     let mut signed_by = None;

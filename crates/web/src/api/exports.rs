@@ -1,6 +1,8 @@
 //! CSV export of subscribers: a list's members, or everyone matching the
 //! same filters as the search. The file has the columns the importer reads
-//! (`email,name,attributes`), so an export imports back unchanged.
+//! (`email,name,attributes`), so an export imports back unchanged. Every
+//! cell goes through `csv_cell`, which neutralises spreadsheet formulas
+//! (the importer undoes it).
 //!
 //! The body streams: rows are read in keyset batches of 5,000 and written
 //! out as they come, so a million-row export holds one batch in memory.
@@ -12,6 +14,7 @@ use bytes::Bytes;
 use postino_db::export;
 use postino_db::subscribers::SubscriberFilter;
 use postino_db::{PgPool, lists};
+use postino_domain::text::csv_cell;
 use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -104,7 +107,11 @@ pub(crate) fn stream_csv(pool: PgPool, filter: SubscriberFilter, file_name: &str
                 Value::Object(map) if map.is_empty() => String::new(),
                 other => other.to_string(),
             };
-            writer.write_record([row.email.as_str(), row.name.as_str(), attributes.as_str()])?;
+            writer.write_record([
+                &*csv_cell(row.email.as_str()),
+                &*csv_cell(row.name.as_str()),
+                &*csv_cell(attributes.as_str()),
+            ])?;
             st.after = row.id;
         }
         let bytes = writer

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use postino_db::imports::{self, Import, NewImport};
 use postino_db::{DbError, PgPool, lists};
+use postino_domain::text::{csv_cell, excerpt};
 use postino_domain::{ImportMode, ImportStatus};
 use postino_importer::store::{self, StoreError};
 use postino_importer::{CsvRows, ImportError};
@@ -27,6 +28,9 @@ use crate::extract::IdPath;
 const ERROR_BATCH: i64 = 5_000;
 /// Most lists one import may name.
 const MAX_LISTS: usize = 100;
+/// Largest multipart field besides the file: a hundred list ids fit with
+/// room to spare.
+const MAX_FIELD_BYTES: usize = 8 * 1024;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -142,7 +146,7 @@ impl ImportParams {
             "list" | "lists" | "list[]" | "lists[]" => {
                 for part in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                     let id = Uuid::parse_str(part).map_err(|_| {
-                        WebError::invalid("list", format!("{part:?} is not a list id"))
+                        WebError::invalid("list", format!("{} is not a list id", excerpt(part)))
                     })?;
                     self.list.push(id);
                 }
@@ -155,7 +159,10 @@ impl ImportParams {
             "overwrite" => self.overwrite = flag("overwrite", value)?,
             "confirmed" => self.confirmed = flag("confirmed", value)?,
             other => {
-                return Err(WebError::invalid(other, "is not a parameter of an import"));
+                return Err(WebError::invalid(
+                    field_name(other),
+                    "is not a parameter of an import",
+                ));
             }
         }
         Ok(())
@@ -286,11 +293,17 @@ async fn receive(
                     bytes,
                 });
             } else if !ignore.contains(&name.as_str()) {
-                let value = field
-                    .text()
-                    .await
-                    .map_err(|e| WebError::Malformed(e.body_text()))?;
-                params.set(&name, &value)?;
+                let checked = match small_field(&name, field, limit).await {
+                    Ok(value) => params.set(&name, &value),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = checked {
+                    // Read the rest (discarding it, up to the upload limit)
+                    // so the client, still sending, gets the answer rather
+                    // than a reset connection.
+                    drain(&mut form, limit).await;
+                    return Err(e);
+                }
             }
         }
         upload.ok_or_else(|| WebError::invalid("file", "the form has no field named file"))
@@ -315,6 +328,66 @@ async fn receive(
             name: String::new(),
             bytes,
         })
+    }
+}
+
+/// Reads a multipart field other than the file, refusing it once it passes
+/// [`MAX_FIELD_BYTES`]: the upload route has no body limit (the file is
+/// streamed to disk under its own), so a field read whole could be as large
+/// as the request. The rest of a refused field is read and dropped (up to
+/// `limit` bytes), never kept. The error names the field, cut short, and
+/// never echoes the value.
+async fn small_field(
+    name: &str,
+    mut field: axum::extract::multipart::Field<'_>,
+    limit: u64,
+) -> Result<String, WebError> {
+    let mut value = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| WebError::Malformed(e.body_text()))?
+    {
+        total += chunk.len() as u64;
+        if total > limit {
+            break;
+        }
+        if value.len() + chunk.len() <= MAX_FIELD_BYTES {
+            value.extend_from_slice(&chunk);
+        } else {
+            value = Vec::new();
+        }
+    }
+    if total > MAX_FIELD_BYTES as u64 {
+        return Err(WebError::invalid(
+            field_name(name),
+            format!("must be at most {MAX_FIELD_BYTES} bytes"),
+        ));
+    }
+    String::from_utf8(value).map_err(|_| WebError::invalid(field_name(name), "must be UTF-8 text"))
+}
+
+/// Reads and drops what is left of a refused multipart body, up to `limit`
+/// bytes (a client may send that much for the file anyway).
+async fn drain(form: &mut Multipart, limit: u64) {
+    let mut total: u64 = 0;
+    while let Ok(Some(mut field)) = form.next_field().await {
+        while let Ok(Some(chunk)) = field.chunk().await {
+            total += chunk.len() as u64;
+            if total > limit {
+                return;
+            }
+        }
+    }
+}
+
+/// A multipart field's name as an error may name it: its name is as much
+/// the client's as its value, so a long one is cut.
+fn field_name(name: &str) -> String {
+    match name.char_indices().nth(64) {
+        Some((cut, _)) => format!("{}…", &name[..cut]),
+        None => name.to_owned(),
     }
 }
 
@@ -491,7 +564,13 @@ pub(crate) async fn error_report(db: &PgPool, id: Uuid) -> Result<Response, WebE
         drop(conn);
         st.done = rows.len() < usize::try_from(ERROR_BATCH).unwrap_or(usize::MAX);
         for row in rows {
-            writer.write_record([row.line.to_string(), row.reason, row.original])?;
+            // The original row is whatever the file held, and the reason
+            // may quote it: neither may run as a formula.
+            writer.write_record([
+                row.line.to_string().as_str(),
+                &csv_cell(&row.reason),
+                &csv_cell(&row.original),
+            ])?;
             st.after = row.line;
         }
         let bytes = writer

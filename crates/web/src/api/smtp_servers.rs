@@ -2,7 +2,18 @@
 //!
 //! A relay's password goes in and never comes out: responses carry only
 //! `has_password`, and the request body holds the password in a
-//! `SecretString`, so no `Debug` of the body can print it.
+//! `SecretString`, so no `Debug` of the body can print it. It is stored
+//! sealed (`compose::PasswordVault`) and opened only to authenticate.
+//!
+//! Nor can it be sent elsewhere: a change of host, port or user name, or to
+//! a weaker TLS mode, must come with the password (or remove it), so that
+//! whoever may edit a relay cannot point it at a server of theirs and have
+//! the connection test hand them the stored credentials.
+//!
+//! The connection test reaches whatever host it is given, so it reports
+//! every failure to open a session with one message (what differed would
+//! map the ports of internal hosts), and `http.allow_private_relay_hosts =
+//! false` refuses relays on loopback, private and link-local addresses.
 
 use std::time::Duration;
 
@@ -10,12 +21,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use postino_compose::PasswordVault;
 use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
 use postino_db::{DbError, PgConnection};
 use postino_domain::{
     SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode,
 };
-use secrecy::SecretString;
+use postino_smtp::CheckError;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -123,7 +136,10 @@ pub(crate) struct SmtpServerBody {
     #[schema(default = "")]
     pub(crate) username: Option<String>,
     /// AUTH password; never returned. On `PUT`, omit it or send null to keep
-    /// the stored one, or send "" to remove it.
+    /// the stored one, or send "" to remove it. A `PUT` that changes `host`,
+    /// `port` or `username`, or lowers `tls`, must send it (a 422 naming
+    /// `password` otherwise): a stored password never follows the relay to
+    /// another server.
     #[schema(value_type = Option<String>, write_only)]
     pub(crate) password: Option<SecretString>,
     /// Name sent in EHLO.
@@ -168,13 +184,51 @@ struct Relay {
 }
 
 impl Relay {
-    fn as_new(&self) -> NewSmtpServer<'_> {
+    fn as_new<'a>(&'a self, sealed_password: Option<&'a [u8]>) -> NewSmtpServer<'a> {
         NewSmtpServer {
             name: self.name.as_str(),
             enabled: self.enabled,
             settings: &self.settings,
             policy: &self.policy,
+            sealed_password,
         }
+    }
+
+    /// The password sealed for storage; `None` when it is empty (no AUTH
+    /// password).
+    fn sealed_password(&self, vault: &PasswordVault) -> Result<Option<Vec<u8>>, WebError> {
+        if self.settings.password.expose_secret().is_empty() {
+            return Ok(None);
+        }
+        vault
+            .seal(&self.settings.password)
+            .map(Some)
+            .map_err(|e| WebError::Internal(Box::new(e)))
+    }
+}
+
+/// How strongly a TLS mode protects the password on the wire.
+fn tls_strength(tls: TlsMode) -> u8 {
+    match tls {
+        TlsMode::None => 0,
+        TlsMode::Starttls => 1,
+        TlsMode::Tls => 2,
+    }
+}
+
+/// What changed in `new` that makes keeping `stored`'s password unsafe: it
+/// would be sent to another server or account, or with weaker protection.
+fn password_must_follow(stored: &SmtpSettings, new: &SmtpSettings) -> Option<&'static str> {
+    if !stored.host.eq_ignore_ascii_case(&new.host) {
+        Some("host")
+    } else if stored.port != new.port {
+        Some("port")
+    } else if stored.username != new.username {
+        Some("username")
+    } else if tls_strength(new.tls) < tls_strength(stored.tls) {
+        Some("tls")
+    } else {
+        None
     }
 }
 
@@ -259,7 +313,7 @@ async fn create_server(
     ApiJson(body): ApiJson<SmtpServerBody>,
 ) -> Result<(StatusCode, Json<SmtpServerResponse>), WebError> {
     let mut conn = state.db.acquire().await?;
-    let server = create(&mut conn, body).await?;
+    let server = create(&mut conn, &state, body).await?;
     Ok((StatusCode::CREATED, Json(server.into())))
 }
 
@@ -277,7 +331,8 @@ async fn get_server(
 }
 
 /// Replace an SMTP server's settings. A missing or null `password` keeps the
-/// stored one; an empty one removes it.
+/// stored one; an empty one removes it. Changing `host`, `port` or
+/// `username`, or lowering `tls`, needs the password again.
 #[utoipa::path(put, path = "/smtp-servers/{id}", tag = "smtp-servers", params(("id" = Uuid, Path)),
     request_body = SmtpServerBody,
     responses((status = 200, description = "OK", body = SmtpServerResponse),
@@ -290,7 +345,7 @@ async fn replace_server(
     ApiJson(body): ApiJson<SmtpServerBody>,
 ) -> Result<Json<SmtpServerResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let server = replace(&mut conn, id, body).await?;
+    let server = replace(&mut conn, &state, id, body).await?;
     Ok(Json(server.into()))
 }
 
@@ -323,24 +378,103 @@ async fn test_server(
 /// both add relays through here.
 pub(crate) async fn create(
     conn: &mut PgConnection,
+    state: &AppState,
     body: SmtpServerBody,
 ) -> Result<SmtpServer, WebError> {
     let relay = Relay::try_from(body)?;
-    Ok(smtp_servers::create(conn, &relay.as_new()).await?)
+    refuse_private_host(state, &relay.settings).await?;
+    let sealed = relay.sealed_password(&state.addressing.relay_passwords)?;
+    Ok(smtp_servers::create(conn, &relay.as_new(sealed.as_deref())).await?)
 }
 
 /// Checks a body and replaces relay `id`'s settings with it; a body without
-/// a password keeps the stored one.
+/// a password keeps the stored one, unless it moves the relay (see
+/// [`password_must_follow`]).
 pub(crate) async fn replace(
     conn: &mut PgConnection,
+    state: &AppState,
     id: Uuid,
     body: SmtpServerBody,
 ) -> Result<SmtpServer, WebError> {
     let relay = Relay::try_from(body)?;
     let stored = smtp_servers::get(conn, id).await.map_err(not_found)?;
-    smtp_servers::update(conn, stored.id, &relay.as_new(), !relay.password_given)
-        .await
-        .map_err(not_found)
+    if !relay.password_given
+        && stored.has_password
+        && let Some(changed) = password_must_follow(&stored.settings, &relay.settings)
+    {
+        return Err(WebError::invalid(
+            "password",
+            format!(
+                "enter the password again (or send an empty one to remove it): the {changed} \
+                 changed, and the stored password is only ever sent to the server it was \
+                 entered for"
+            ),
+        ));
+    }
+    refuse_private_host(state, &relay.settings).await?;
+    let sealed = relay.sealed_password(&state.addressing.relay_passwords)?;
+    smtp_servers::update(
+        conn,
+        stored.id,
+        &relay.as_new(sealed.as_deref()),
+        !relay.password_given,
+    )
+    .await
+    .map_err(not_found)
+}
+
+/// Whether `ip` is an address of this host or of a private network: the
+/// ones `http.allow_private_relay_hosts = false` keeps relays off.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                // Shared address space (carrier-grade NAT), RFC 6598.
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                // Unique local fc00::/7 and link-local fe80::/10.
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// With `http.allow_private_relay_hosts` off, refuses a relay whose host
+/// is, or resolves to, a loopback, private or link-local address (or does
+/// not resolve at all, which cannot be told apart).
+async fn refuse_private_host(state: &AppState, settings: &SmtpSettings) -> Result<(), WebError> {
+    if state.settings.allow_private_relay_hosts {
+        return Ok(());
+    }
+    let refused = || {
+        WebError::invalid(
+            "host",
+            "must be a public mail server: this installation does not connect to loopback, \
+             private or link-local addresses (http.allow_private_relay_hosts)",
+        )
+    };
+    let addresses: Vec<std::net::SocketAddr> =
+        tokio::net::lookup_host((settings.host.as_str(), settings.port))
+            .await
+            .map_err(|_| WebError::invalid("host", "cannot be resolved to an address"))?
+            .collect();
+    if addresses.is_empty() || addresses.iter().any(|a| is_private(a.ip())) {
+        return Err(refused());
+    }
+    Ok(())
 }
 
 /// Deletes relay `id`.
@@ -363,34 +497,59 @@ pub(crate) async fn check_connection(
         let mut conn = state.db.acquire().await?;
         smtp_servers::get(&mut conn, id).await.map_err(not_found)?
     };
-    let settings = &server.settings;
+    let failed = |error: String| ConnectionCheck {
+        ok: false,
+        encrypted: false,
+        authenticated: false,
+        server_name: None,
+        error: Some(error),
+    };
+    let mut settings = server.settings.clone();
+    refuse_private_host(state, &settings).await?;
+    settings.password = match state
+        .addressing
+        .relay_passwords
+        .open(server.sealed_password.as_ref().map(|s| s.0.as_slice()))
+    {
+        Ok(password) => password,
+        Err(e) => return Ok(failed(e.to_string())),
+    };
     // A relay that never answers (a firewall dropping the port) must still
     // get an `ok: false` answer, not the request timeout's bare 408.
     let budget = Duration::from_secs(state.settings.request_timeout_secs.saturating_sub(1).max(1));
-    let outcome = tokio::time::timeout(budget, postino_smtp::check(settings))
-        .await
-        .unwrap_or_else(|_| {
-            Err(format!(
-                "connect to {}:{} gave no answer within {budget:?}",
-                settings.host, settings.port
-            ))
-        });
+    let outcome = tokio::time::timeout(budget, postino_smtp::check(&settings)).await;
+    let address = format!("{}:{}", settings.host, settings.port);
     Ok(match outcome {
-        Ok(checked) => ConnectionCheck {
+        Ok(Ok(checked)) => ConnectionCheck {
             ok: true,
             encrypted: checked.encrypted,
             authenticated: checked.authenticated,
             server_name: Some(checked.server_name),
             error: None,
         },
-        Err(error) => ConnectionCheck {
-            ok: false,
-            encrypted: false,
-            authenticated: false,
-            server_name: None,
-            error: Some(error),
-        },
+        Ok(Err(CheckError::Auth { username, detail })) => {
+            failed(format!("authentication as {username:?} failed: {detail}"))
+        }
+        // Refused, unreachable, timed out, not SMTP, TLS: one answer for
+        // all, so the test cannot be used to tell open ports from closed
+        // ones. The detail goes to the log for the operator.
+        Ok(Err(CheckError::Connect { detail, .. })) => {
+            tracing::info!(relay.id = %server.uuid, %address, error = %detail, "SMTP connection test failed");
+            failed(connect_failed(&address))
+        }
+        Err(_) => {
+            tracing::info!(relay.id = %server.uuid, %address, "SMTP connection test timed out");
+            failed(connect_failed(&address))
+        }
     })
+}
+
+/// What the connection test says for every failure to open a session.
+fn connect_failed(address: &str) -> String {
+    format!(
+        "could not open an SMTP session with {address}: check the host, port and TLS mode, \
+         and that the server accepts connections from this one"
+    )
 }
 
 fn not_found(e: DbError) -> WebError {
@@ -415,5 +574,51 @@ mod tests {
         let relay = Relay::try_from(body).unwrap();
         assert!(relay.password_given);
         assert!(!format!("{:?}", relay.settings).contains("hunter2"));
+    }
+
+    #[test]
+    fn a_stored_password_never_follows_the_relay_elsewhere() {
+        let stored = SmtpSettings {
+            host: "smtp.example.net".to_owned(),
+            port: 587,
+            tls: TlsMode::Starttls,
+            username: "mailer".to_owned(),
+            ..SmtpSettings::default()
+        };
+        let with = |f: &dyn Fn(&mut SmtpSettings)| {
+            let mut s = stored.clone();
+            f(&mut s);
+            password_must_follow(&stored, &s)
+        };
+        assert_eq!(with(&|_| {}), None);
+        assert_eq!(with(&|s| s.host = "SMTP.example.NET".to_owned()), None);
+        assert_eq!(with(&|s| s.max_connections = 2), None);
+        assert_eq!(with(&|s| s.tls = TlsMode::Tls), None);
+        assert_eq!(with(&|s| s.host = "evil.example".to_owned()), Some("host"));
+        assert_eq!(with(&|s| s.port = 2525), Some("port"));
+        assert_eq!(with(&|s| s.username = "other".to_owned()), Some("username"));
+        assert_eq!(with(&|s| s.tls = TlsMode::None), Some("tls"));
+    }
+
+    #[test]
+    fn private_and_local_addresses_are_told_apart_from_public_ones() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["192.0.2.10", "8.8.8.8", "2001:db8::1", "::ffff:8.8.8.8"] {
+            assert!(!is_private(ip.parse().unwrap()), "{ip}");
+        }
     }
 }

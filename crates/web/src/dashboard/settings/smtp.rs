@@ -400,7 +400,7 @@ pub(crate) async fn create(
     let result = match body {
         Some(body) if form.errors.is_empty() => {
             let mut conn = state.db.acquire().await?;
-            api::create(&mut conn, body).await.map(|_| ())
+            api::create(&mut conn, &state, body).await.map(|_| ())
         }
         _ => Ok(()),
     };
@@ -449,7 +449,9 @@ pub(crate) async fn update(
     let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
     form.has_password = stored.has_password;
     let result = match form.body() {
-        Some(body) if form.errors.is_empty() => api::replace(&mut conn, id, body).await.map(|_| ()),
+        Some(body) if form.errors.is_empty() => {
+            api::replace(&mut conn, &state, id, body).await.map(|_| ())
+        }
         _ => Ok(()),
     };
     if let Err(e) = result {
