@@ -455,6 +455,13 @@ try {
   await page.goto(`${base}/lists`);
   check(path(page) === "/login?next=%2Flists", `expected the login page, got ${path(page)}`);
 
+  step = "the API reference renders under the Content-Security-Policy";
+  const docs = await page.goto(`${base}/api/docs/`);
+  check((docs.headers()["content-security-policy"] || "").includes("script-src 'self'"), "no CSP on the API reference");
+  await page.waitForSelector(".swagger-ui .info .title:has-text('Postino API')");
+  check((await page.locator(".swagger-ui .opblock").count()) > 10, "the API reference lists no operations");
+  await shoot(page, "api-docs");
+
   check(consoleErrors.length === 0, `errors in the browser console: ${consoleErrors.join(" | ")}`);
   await context.close();
   console.log("dashboard browser test passed");

@@ -11,6 +11,7 @@
 //! - `dashboard`: the marketers' pages (login, overview, lists), their
 //!   session cookie, CSRF check and static assets.
 //! - `auth`: bearer-token authentication, applied to every API route at once.
+//! - `headers`: the security headers every response carries.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
 //! - `extract`: JSON, query and path extractors whose errors name the field.
@@ -25,6 +26,7 @@ mod auth;
 mod dashboard;
 pub mod error;
 mod extract;
+mod headers;
 mod ops;
 mod public;
 
@@ -46,7 +48,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 pub use auth::TokenId;
 pub use error::WebError;
-pub use ops::{metrics_only, prometheus};
+pub use ops::{metrics_only, metrics_router, prometheus};
 
 /// HTTP settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +71,12 @@ pub struct WebSettings {
     /// Failed dashboard sign-ins one client address may make in 15 minutes
     /// before it is refused, whichever accounts it tries; 0 turns it off.
     pub login_failures_per_ip: u32,
+    /// When set, `/metrics` answers only requests with
+    /// `Authorization: Bearer <this>` (compared in constant time).
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// When set, `/metrics` is served on this address only (for a
+    /// monitoring network) and no longer on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -80,6 +88,8 @@ impl Default for WebSettings {
             request_timeout_secs: 30,
             client_ip_header: String::new(),
             login_failures_per_ip: 50,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -161,17 +171,22 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { WebError::NotFound("API route") });
     let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let body_limit = state.settings.max_body_bytes;
-    Router::new()
+    let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
         .merge(public::router())
         .merge(dashboard::router(state.clone()))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(dashboard::not_found)
+        .route("/readyz", get(ops::readyz));
+    // On its own listener when one is configured (see `metrics_router`).
+    if state.settings.metrics_listen.is_none() {
+        app = app.route("/metrics", get(ops::metrics));
+    }
+    app.fallback(dashboard::not_found)
         .layer(
             ServiceBuilder::new()
+                // Outermost, so every answer carries them, errors included.
+                .layer(middleware::from_fn(headers::security_headers))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
