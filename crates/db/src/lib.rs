@@ -26,6 +26,7 @@
 //! - [`users`] — dashboard users.
 //! - [`api_tokens`] — bearer tokens, stored hashed.
 //! - [`sessions`] — dashboard sessions, stored hashed, with their CSRF tokens.
+//! - [`sign_in`] — the sign-in throttle per typed address, and known browsers.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
 //! - [`local_cluster`] — a private PostgreSQL cluster for machines with the
 //!   binaries installed but no server running (tests and the demo).
@@ -51,6 +52,7 @@ pub mod secrets;
 pub mod seed;
 pub mod sending;
 pub mod sessions;
+pub mod sign_in;
 pub mod smtp_servers;
 pub mod subscribers;
 pub mod templates;

@@ -65,8 +65,10 @@ pub struct WebSettings {
     pub request_timeout_secs: u64,
     /// Behind a reverse proxy, the header it puts the client's address in
     /// (`X-Forwarded-For`, `X-Real-IP`); its last address is taken, the one
-    /// the proxy itself added. Empty: the connecting address. Set it only
-    /// behind a proxy, or clients could claim any address.
+    /// the proxy itself added. Empty: the connecting address. A request
+    /// without the header, or with a value that is not an address, counts
+    /// against the connecting address. Set it only behind a proxy that
+    /// every request passes through, or clients could claim any address.
     pub client_ip_header: String,
     /// Failed dashboard sign-ins one client address may make in 15 minutes
     /// before it is refused, whichever accounts it tries; 0 turns it off.

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //!
-//! - `login`: `/login` and `/logout`, the lockout after failed logins;
+//! - `login`: `/login` and `/logout`, the throttle after failed sign-ins;
 //!   `login_limit` the failed sign-ins counted per client address.
 //! - `session`: the layer in front of every signed-in page (session cookie,
 //!   redirect to login, CSRF check on every changing request).
@@ -165,6 +165,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
             session::require_session,
         ));
     let limiter = Arc::new(LoginLimiter::new(failures_per_ip));
+    login::warm_up();
     Router::new()
         .route("/login", get(login::show).post(login::login))
         .layer(Extension(limiter))
