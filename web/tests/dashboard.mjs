@@ -428,6 +428,9 @@ try {
   await shoot(page, "settings-tokens");
   await page.goto(`${base}/settings/tokens`);
   check(!(await page.content()).includes(secret), "the token secret is shown again");
+  const tokenRow = page.locator("[data-testid=tokens-table] tbody tr", { hasText: "Shop sign-ups" });
+  check((await tokenRow.locator("[data-testid=token-scope]").textContent()).trim() === "admin", "the token's scope is not shown");
+  check((await tokenRow.locator("[data-testid=token-owner]").textContent()).includes("@"), "the token's owner is not shown");
 
   step = "users and roles";
   await Promise.all([page.waitForURL(`${base}/settings/users`), page.click("[data-testid=settings-tabs] >> text=Users")]);

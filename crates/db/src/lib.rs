@@ -24,7 +24,7 @@
 //! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
 //! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
-//! - [`api_tokens`] — bearer tokens, stored hashed.
+//! - [`api_tokens`] — bearer tokens, stored hashed, with their owners and scopes.
 //! - [`sessions`] — dashboard sessions, stored hashed, with their CSRF tokens.
 //! - [`sign_in`] — the sign-in throttle per typed address, and known browsers.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.

@@ -264,8 +264,9 @@ async fn is_last_admin(conn: &mut PgConnection, id: i64) -> Result<bool, DbError
     Ok(admins == [id])
 }
 
-/// Gives user `id` a new role and ends their sessions, so they sign in
-/// again under it. Refuses to demote the last admin.
+/// Gives user `id` a new role, ends their sessions, so they sign in again
+/// under it, and narrows their API tokens to what the role allows. Refuses
+/// to demote the last admin.
 ///
 /// # Errors
 ///
@@ -295,11 +296,12 @@ pub async fn set_role(conn: &mut PgConnection, id: i64, role: Role) -> Result<Ad
     sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
         .execute(&mut *tx)
         .await?;
+    crate::api_tokens::narrow_to_role(&mut tx, id, role).await?;
     tx.commit().await?;
     Ok(AdminGuard::Done)
 }
 
-/// Deletes user `id` (their sessions go with them). Refuses to delete the
+/// Deletes user `id`; their sessions and API tokens go with them. Refuses to delete the
 /// last admin.
 ///
 /// # Errors

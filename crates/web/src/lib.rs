@@ -10,7 +10,8 @@
 //! - `public`: pages subscribers reach from messages (unsubscribe).
 //! - `dashboard`: the marketers' pages (login, overview, lists), their
 //!   session cookie, CSRF check and static assets.
-//! - `auth`: bearer-token authentication, applied to every API route at once.
+//! - `auth`: bearer-token authentication and scope checks, applied to every
+//!   API route at once.
 //! - `headers`: the security headers every response carries.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
@@ -46,7 +47,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::TokenId;
+pub use auth::Caller;
 pub use error::WebError;
 pub use ops::{metrics_only, metrics_router, prometheus};
 
@@ -165,9 +166,10 @@ pub fn api_operations() -> Vec<(Method, String)> {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
+    let scopes = std::sync::Arc::new(auth::ScopeTable::from_openapi(&openapi));
     let api = api
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), scopes),
             auth::require_token,
         ))
         .fallback(|| async { WebError::NotFound("API route") });

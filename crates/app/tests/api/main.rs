@@ -23,4 +23,5 @@ mod sending;
 mod smtp_servers;
 mod startup;
 mod subscribers;
+mod token_scopes;
 mod tokens;
