@@ -16,6 +16,7 @@ use postino_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 mod import;
+mod login;
 mod send;
 
 #[derive(Parser)]
@@ -86,6 +87,13 @@ enum Bench {
         #[arg(long, value_enum)]
         dkim: Option<DkimArg>,
     },
+    /// Failed dashboard sign-ins: an unknown address against a real one
+    /// with a short or a wrong long password (median time of each).
+    LoginTiming {
+        /// Timed tries per case.
+        #[arg(long, default_value_t = 50)]
+        tries: usize,
+    },
 }
 
 /// DKIM key kinds for `send --dkim`.
@@ -108,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
         } => pagination(subscribers, depth, limit, rounds).await,
         Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
         Bench::Import { rows, batch_rows } => import::run(rows, batch_rows).await,
+        Bench::LoginTiming { tries } => login::run(tries.max(1)).await,
         Bench::Send {
             recipients,
             connections,
