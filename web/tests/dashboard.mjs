@@ -428,6 +428,9 @@ try {
   await shoot(page, "settings-tokens");
   await page.goto(`${base}/settings/tokens`);
   check(!(await page.content()).includes(secret), "the token secret is shown again");
+  const tokenRow = page.locator("[data-testid=tokens-table] tbody tr", { hasText: "Shop sign-ups" });
+  check((await tokenRow.locator("[data-testid=token-scope]").textContent()).trim() === "admin", "the token's scope is not shown");
+  check((await tokenRow.locator("[data-testid=token-owner]").textContent()).includes("@"), "the token's owner is not shown");
 
   step = "users and roles";
   await Promise.all([page.waitForURL(`${base}/settings/users`), page.click("[data-testid=settings-tabs] >> text=Users")]);
@@ -454,6 +457,13 @@ try {
   step = "after logging out, pages redirect to login";
   await page.goto(`${base}/lists`);
   check(path(page) === "/login?next=%2Flists", `expected the login page, got ${path(page)}`);
+
+  step = "the API reference renders under the Content-Security-Policy";
+  const docs = await page.goto(`${base}/api/docs/`);
+  check((docs.headers()["content-security-policy"] || "").includes("script-src 'self'"), "no CSP on the API reference");
+  await page.waitForSelector(".swagger-ui .info .title:has-text('Postino API')");
+  check((await page.locator(".swagger-ui .opblock").count()) > 10, "the API reference lists no operations");
+  await shoot(page, "api-docs");
 
   check(consoleErrors.length === 0, `errors in the browser console: ${consoleErrors.join(" | ")}`);
   await context.close();

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use postino_db::{PgPool, api_tokens, campaigns, lists, users};
 use postino_domain::{
-    BodyFormat, EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags, TokenName,
+    ApiScope, BodyFormat, EmailAddress, ListName, ListVisibility, OptIn, Password, Role, Tags,
+    TokenName,
 };
 use postino_importer::ImportSettings;
 use rand::Rng;
@@ -97,15 +98,32 @@ pub async fn create_user(
         })
 }
 
-/// Creates an API token and returns its secret.
+/// Creates an installation token with the admin scope and returns its
+/// secret.
 ///
 /// # Errors
 ///
 /// If the name is invalid or the database fails.
 pub async fn create_token(pool: &PgPool, name: &str) -> anyhow::Result<String> {
+    create_installation_token(pool, name, ApiScope::Admin).await
+}
+
+/// Creates an installation token: one that belongs to no dashboard user, so
+/// no change to users revokes it. Only the operator makes these, on the
+/// command line (or an installation token through the API); revoke them on
+/// the tokens page or with `DELETE /api/v1/tokens/{id}`.
+///
+/// # Errors
+///
+/// If the name is invalid or the database fails.
+pub async fn create_installation_token(
+    pool: &PgPool,
+    name: &str,
+    scope: ApiScope,
+) -> anyhow::Result<String> {
     let name = TokenName::parse(name).map_err(|e| anyhow::anyhow!("--name: {e}"))?;
     let mut conn = pool.acquire().await?;
-    let (_, secret) = api_tokens::create(&mut conn, &name, None).await?;
+    let (_, secret) = api_tokens::create(&mut conn, &name, None, scope).await?;
     Ok(secret.expose().to_owned())
 }
 
@@ -211,7 +229,8 @@ pub async fn seed_demo(pool: &PgPool, import: &ImportSettings) -> anyhow::Result
         }
         Err(e) => return Err(e.into()),
     }
-    let (_, secret) = api_tokens::create(&mut tx, &TokenName::parse("demo")?, None).await?;
+    let (_, secret) =
+        api_tokens::create(&mut tx, &TokenName::parse("demo")?, None, ApiScope::Admin).await?;
     let has_campaign = campaigns::all(&mut tx)
         .await?
         .iter()

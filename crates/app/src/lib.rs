@@ -38,6 +38,8 @@ pub use settings::Settings;
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on its own address, when `http.metrics_listen` is set.
+    metrics_listener: Option<TcpListener>,
     pool: PgPool,
     settings: Settings,
 }
@@ -69,6 +71,16 @@ pub async fn bind(http: &WebSettings) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr)
         .await
         .with_context(|| format!("http.listen: cannot listen on {addr}"))
+}
+
+/// Parses and binds `http.metrics_listen`.
+async fn bind_metrics(address: &str) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = address.parse().map_err(|_| {
+        anyhow::anyhow!("http.metrics_listen: {address:?} is not an address such as 127.0.0.1:9090")
+    })?;
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http.metrics_listen: cannot listen on {addr}"))
 }
 
 /// Which parts of Postino a process runs.
@@ -250,8 +262,10 @@ pub async fn run_sender(settings: &Settings, shutdown: CancellationToken) -> any
                 .with_context(|| format!("sender.metrics_listen: cannot listen on {addr}"))?;
             tracing::info!(address = %addr, "sender metrics served");
             let stop = metrics_stop.clone();
+            let token = settings.http.metrics_token.clone();
             Some(tokio::spawn(async move {
-                axum::serve(listener, postino_web::metrics_only(handle))
+                let router = postino_web::metrics_router(handle, token);
+                axum::serve(listener, router)
                     .with_graceful_shutdown(stop.cancelled_owned())
                     .await
             }))
@@ -284,10 +298,15 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         settings.validate()?;
         let listener = bind(&settings.http).await?;
+        let metrics_listener = match &settings.http.metrics_listen {
+            Some(address) => Some(bind_metrics(address).await?),
+            None => None,
+        };
         let pool = open_database(&settings).await?;
         seed_smtp_server(&settings, &pool).await?;
         Ok(Self {
             listener,
+            metrics_listener,
             pool,
             settings,
         })
@@ -297,6 +316,15 @@ impl Application {
     #[must_use]
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map_or(0, |a| a.port())
+    }
+
+    /// The port `/metrics` is served on when `http.metrics_listen` is set.
+    #[must_use]
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
     }
 
     /// The pool, for tests and seeding.
@@ -349,6 +377,18 @@ impl Application {
                 shutdown.clone(),
             ))
         });
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = postino_web::metrics_router(
+                state.metrics.clone(),
+                state.settings.metrics_token.clone(),
+            );
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            })
+        });
         let app = postino_web::router(state);
         // Import jobs run beside the web server; on shutdown the worker
         // finishes its batch and puts its job back in the queue.
@@ -365,6 +405,13 @@ impl Application {
             .await
             .context("web server failed");
         shutdown.cancel();
+        if let Some(server) = metrics_server {
+            match server.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "metrics server failed"),
+                Err(e) => tracing::error!(error = %e, "metrics server panicked"),
+            }
+        }
         if let Err(e) = importer.await {
             tracing::error!(error = %e, "import worker panicked");
         }

@@ -143,10 +143,14 @@ enum RoleArg {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Create an API token; it is printed once, alone on the last line.
+    /// Create an installation API token (one that belongs to no dashboard
+    /// user); it is printed once, alone on the last line.
     Create {
         #[arg(long)]
         name: String,
+        /// What it may do: read, subscribers, campaigns, write or admin.
+        #[arg(long, default_value = "admin")]
+        scope: String,
     },
 }
 
@@ -244,10 +248,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::Create { name },
+            command: TokenCommand::Create { name, scope },
         } => {
+            let scope: postino_domain::ApiScope =
+                scope.parse().map_err(|e| anyhow::anyhow!("--scope: {e}"))?;
             let pool = open_database(&settings).await?;
-            let token = commands::create_token(&pool, &name).await?;
+            let token = commands::create_installation_token(&pool, &name, scope).await?;
             println!("created API token {name:?}; it is shown only now:");
             println!("{token}");
             Ok(())

@@ -16,6 +16,7 @@ use postino_testkit::TestDb;
 use tokio_util::sync::CancellationToken;
 
 mod import;
+mod login;
 mod send;
 mod upload_field;
 
@@ -94,6 +95,13 @@ enum Bench {
         #[arg(long, value_enum)]
         dkim: Option<DkimArg>,
     },
+    /// Failed dashboard sign-ins: an unknown address against a real one
+    /// with a short or a wrong long password (median time of each).
+    LoginTiming {
+        /// Timed tries per case.
+        #[arg(long, default_value_t = 50)]
+        tries: usize,
+    },
 }
 
 /// DKIM key kinds for `send --dkim`.
@@ -122,6 +130,7 @@ async fn bench(bench: Bench) -> anyhow::Result<()> {
         Bench::Enqueue { subscribers, runs } => enqueue(subscribers, runs.max(1)).await,
         Bench::Import { rows, batch_rows } => import::run(rows, batch_rows).await,
         Bench::UploadField { mib } => upload_field::run(mib).await,
+        Bench::LoginTiming { tries } => login::run(tries.max(1)).await,
         Bench::Send {
             recipients,
             connections,

@@ -24,8 +24,9 @@
 //! - [`imports`] — CSV import jobs, their error reports, set-based batch apply.
 //! - [`export`] — subscribers in keyset batches for CSV export.
 //! - [`users`] — dashboard users.
-//! - [`api_tokens`] — bearer tokens, stored hashed.
+//! - [`api_tokens`] — bearer tokens, stored hashed, with their owners and scopes.
 //! - [`sessions`] — dashboard sessions, stored hashed, with their CSRF tokens.
+//! - [`sign_in`] — the sign-in throttle per typed address, and known browsers.
 //! - [`seed`] — generated subscribers for the demo and benchmarks.
 //! - [`local_cluster`] — a private PostgreSQL cluster for machines with the
 //!   binaries installed but no server running (tests and the demo).
@@ -51,6 +52,7 @@ pub mod secrets;
 pub mod seed;
 pub mod sending;
 pub mod sessions;
+pub mod sign_in;
 pub mod smtp_servers;
 pub mod subscribers;
 pub mod templates;

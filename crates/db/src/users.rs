@@ -104,11 +104,9 @@ pub struct LoginRecord {
     pub user: User,
     /// Its password hash (a PHC string).
     pub password_hash: String,
-    /// Until when it refuses every login, after too many failures.
-    pub locked_until: Option<DateTime<Utc>>,
 }
 
-/// The account with this login address, with its password hash and lock.
+/// The account with this login address, with its password hash.
 ///
 /// # Errors
 ///
@@ -118,7 +116,7 @@ pub async fn login_record(
     email: &EmailAddress,
 ) -> Result<LoginRecord, DbError> {
     let row = sqlx::query!(
-        r#"SELECT id, uuid, email, name, role, created_at, password_hash, locked_until
+        r#"SELECT id, uuid, email, name, role, created_at, password_hash
            FROM users WHERE lower(email) = lower($1)"#,
         email.as_str(),
     )
@@ -136,78 +134,24 @@ pub async fn login_record(
     Ok(LoginRecord {
         user,
         password_hash: row.password_hash,
-        locked_until: row.locked_until,
     })
 }
 
-/// What [`count_login_attempt`] decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoginAttempt {
-    /// The password may be checked. `locks_at` is set when this attempt
-    /// reached the limit: unless the password is right, the account is now
-    /// locked until then.
-    Allowed {
-        /// When the lock this attempt set ends, if it set one.
-        locks_at: Option<DateTime<Utc>>,
-    },
-    /// The account is locked; the password must not be checked.
-    Locked,
-}
-
-/// Counts a login attempt on account `id` *before* its password is checked,
-/// so a burst of parallel guesses cannot get past the limit: attempts are
-/// numbered atomically, and the `lock_after`-th in a row locks the account
-/// for `lock_for`. A right password then clears the count (and that lock)
-/// with [`record_successful_login`].
-///
-/// # Errors
-///
-/// [`DbError::Database`] if the update fails.
-pub async fn count_login_attempt(
-    conn: &mut PgConnection,
-    id: i64,
-    lock_after: i32,
-    lock_for: chrono::Duration,
-) -> Result<LoginAttempt, DbError> {
-    let row = sqlx::query!(
-        r#"UPDATE users SET
-               failed_logins = failed_logins + 1,
-               locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-           WHERE id = $1 AND (locked_until IS NULL OR locked_until <= now())
-           RETURNING failed_logins"#,
-        id,
-        lock_after,
-        Utc::now() + lock_for,
-    )
-    .fetch_optional(conn)
-    .await?;
-    Ok(match row {
-        None => LoginAttempt::Locked,
-        Some(row) if row.failed_logins >= lock_after => LoginAttempt::Allowed {
-            locks_at: Some(Utc::now() + lock_for),
-        },
-        Some(_) => LoginAttempt::Allowed { locks_at: None },
-    })
-}
-
-/// Clears account `id`'s failed-login count and lock after a right password,
-/// and notes when it signed in.
+/// Notes when user `id` signed in.
 ///
 /// # Errors
 ///
 /// [`DbError::Database`] if the update fails.
 pub async fn record_successful_login(conn: &mut PgConnection, id: i64) -> Result<(), DbError> {
-    sqlx::query!(
-        "UPDATE users SET failed_logins = 0, locked_until = NULL, last_login_at = now() WHERE id = $1",
-        id
-    )
-    .execute(conn)
-    .await?;
+    sqlx::query!("UPDATE users SET last_login_at = now() WHERE id = $1", id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// Replaces a user's password hash (a PHC string) and ends their sessions:
-/// whoever knew the old password must not stay signed in.
+/// Replaces a user's password hash (a PHC string), ends their sessions and
+/// forgets their known browsers: whoever knew the old password must not
+/// stay signed in.
 ///
 /// # Errors
 ///
@@ -228,6 +172,11 @@ pub async fn set_password_hash(
         return Err(DbError::NotFound);
     }
     sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
+        .execute(&mut *conn)
+        .await?;
+    // Browsers that signed in with the old password no longer skip the
+    // sign-in throttle.
+    sqlx::query!("DELETE FROM login_devices WHERE user_id = $1", id)
         .execute(conn)
         .await?;
     Ok(())
@@ -315,8 +264,9 @@ async fn is_last_admin(conn: &mut PgConnection, id: i64) -> Result<bool, DbError
     Ok(admins == [id])
 }
 
-/// Gives user `id` a new role and ends their sessions, so they sign in
-/// again under it. Refuses to demote the last admin.
+/// Gives user `id` a new role, ends their sessions, so they sign in again
+/// under it, and narrows their API tokens to what the role allows. Refuses
+/// to demote the last admin.
 ///
 /// # Errors
 ///
@@ -346,11 +296,12 @@ pub async fn set_role(conn: &mut PgConnection, id: i64, role: Role) -> Result<Ad
     sqlx::query!("DELETE FROM sessions WHERE user_id = $1", id)
         .execute(&mut *tx)
         .await?;
+    crate::api_tokens::narrow_to_role(&mut tx, id, role).await?;
     tx.commit().await?;
     Ok(AdminGuard::Done)
 }
 
-/// Deletes user `id` (their sessions go with them). Refuses to delete the
+/// Deletes user `id`; their sessions and API tokens go with them. Refuses to delete the
 /// last admin.
 ///
 /// # Errors

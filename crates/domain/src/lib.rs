@@ -55,4 +55,4 @@ pub use pagination::{Cursor, PageSize};
 pub use policy::{DomainLimit, SendWindow, ServerGroup, ServerPolicy};
 pub use smtp::{SmtpServerName, SmtpSettings, TlsMode};
 pub use subscribers::{Attributes, MembershipStatus, SubscriberName, SubscriberStatus};
-pub use users::{Password, Role, TokenName};
+pub use users::{ApiArea, ApiScope, Password, Role, TokenName};

@@ -45,6 +45,10 @@ pub enum WebError {
     /// No valid bearer token (401).
     #[error("unauthorized")]
     Unauthorized,
+    /// The token is valid but its scope does not allow this (403); says
+    /// which scope would.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// The thing addressed does not exist (404); names what was looked for.
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -181,6 +185,7 @@ impl IntoResponse for WebError {
                 "a valid API token is required: send Authorization: Bearer <token>".to_owned(),
                 vec![],
             ),
+            WebError::Forbidden(detail) => (StatusCode::FORBIDDEN, "forbidden", detail, vec![]),
             WebError::NotFound(what) => (
                 StatusCode::NOT_FOUND,
                 "not-found",

@@ -10,7 +10,9 @@
 //! - `public`: pages subscribers reach from messages (unsubscribe).
 //! - `dashboard`: the marketers' pages (login, overview, lists), their
 //!   session cookie, CSRF check and static assets.
-//! - `auth`: bearer-token authentication, applied to every API route at once.
+//! - `auth`: bearer-token authentication and scope checks, applied to every
+//!   API route at once.
+//! - `headers`: the security headers every response carries.
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
 //! - `extract`: JSON, query and path extractors whose errors name the field.
@@ -25,6 +27,7 @@ mod auth;
 mod dashboard;
 pub mod error;
 mod extract;
+mod headers;
 mod ops;
 mod public;
 
@@ -44,9 +47,9 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_swagger_ui::SwaggerUi;
 
-pub use auth::TokenId;
+pub use auth::Caller;
 pub use error::WebError;
-pub use ops::{metrics_only, prometheus};
+pub use ops::{metrics_only, metrics_router, prometheus};
 
 /// HTTP settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -63,8 +66,10 @@ pub struct WebSettings {
     pub request_timeout_secs: u64,
     /// Behind a reverse proxy, the header it puts the client's address in
     /// (`X-Forwarded-For`, `X-Real-IP`); its last address is taken, the one
-    /// the proxy itself added. Empty: the connecting address. Set it only
-    /// behind a proxy, or clients could claim any address.
+    /// the proxy itself added. Empty: the connecting address. A request
+    /// without the header, or with a value that is not an address, counts
+    /// against the connecting address. Set it only behind a proxy that
+    /// every request passes through, or clients could claim any address.
     pub client_ip_header: String,
     /// Failed dashboard sign-ins one client address may make in 15 minutes
     /// before it is refused, whichever accounts it tries; 0 turns it off.
@@ -76,6 +81,12 @@ pub struct WebSettings {
     /// people who may edit relays must not reach the internal network
     /// through the connection test. Checked when a relay is saved or tested.
     pub allow_private_relay_hosts: bool,
+    /// When set, `/metrics` answers only requests with
+    /// `Authorization: Bearer <this>` (compared in constant time).
+    pub metrics_token: Option<secrecy::SecretString>,
+    /// When set, `/metrics` is served on this address only (for a
+    /// monitoring network) and no longer on `listen`.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for WebSettings {
@@ -88,6 +99,8 @@ impl Default for WebSettings {
             client_ip_header: String::new(),
             login_failures_per_ip: 50,
             allow_private_relay_hosts: true,
+            metrics_token: None,
+            metrics_listen: None,
         }
     }
 }
@@ -163,25 +176,31 @@ pub fn api_operations() -> Vec<(Method, String)> {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::router().split_for_parts();
+    let scopes = std::sync::Arc::new(auth::ScopeTable::from_openapi(&openapi));
     let api = api
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), scopes),
             auth::require_token,
         ))
         .fallback(|| async { WebError::NotFound("API route") });
     let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
     let body_limit = state.settings.max_body_bytes;
-    Router::new()
+    let mut app = Router::new()
         .nest("/api/v1", api)
         .merge(SwaggerUi::new("/api/docs").url("/api/v1/openapi.json", openapi))
         .merge(public::router())
         .merge(dashboard::router(state.clone()))
         .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .fallback(dashboard::not_found)
+        .route("/readyz", get(ops::readyz));
+    // On its own listener when one is configured (see `metrics_router`).
+    if state.settings.metrics_listen.is_none() {
+        app = app.route("/metrics", get(ops::metrics));
+    }
+    app.fallback(dashboard::not_found)
         .layer(
             ServiceBuilder::new()
+                // Outermost, so every answer carries them, errors included.
+                .layer(middleware::from_fn(headers::security_headers))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(
                     TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -6,13 +6,16 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::AppState;
+use crate::auth::constant_time_eq;
 use crate::error::ErrorReport;
 
 /// The process-wide Prometheus recorder. Metrics are global in the `metrics`
@@ -62,32 +65,68 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text exposition.
-pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text exposition, behind `http.metrics_token` when one is set.
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    exposition(
+        &state.metrics,
+        state.settings.metrics_token.as_ref(),
+        &headers,
+    )
+}
+
+fn exposition(
+    handle: &PrometheusHandle,
+    token: Option<&SecretString>,
+    headers: &HeaderMap,
+) -> Response {
+    if let Some(expected) = token {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
+        if !constant_time_eq(presented, expected.expose_secret()) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"metrics\""),
+                )],
+                "/metrics needs Authorization: Bearer <http.metrics_token>\n",
+            )
+                .into_response();
+        }
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
+        handle.render(),
     )
         .into_response()
+}
+
+/// `/metrics` (behind `http.metrics_token` when set) and `/healthz`, with
+/// the security headers: what a separate metrics listener serves, for the
+/// web role's `http.metrics_listen` and a standalone sender's
+/// `sender.metrics_listen` alike.
+pub fn metrics_router(handle: PrometheusHandle, token: Option<SecretString>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move |headers: HeaderMap| {
+                let handle = handle.clone();
+                let token = token.clone();
+                async move { exposition(&handle, token.as_ref(), &headers) }
+            }),
+        )
+        .route("/healthz", axum::routing::get(healthz))
+        .layer(axum::middleware::from_fn(crate::headers::security_headers))
 }
 
 /// `/metrics` and `/healthz` alone, for a process that serves no API (a
 /// standalone sender), so its counters can be scraped too.
 pub fn metrics_only(handle: PrometheusHandle) -> axum::Router {
-    axum::Router::new()
-        .route(
-            "/metrics",
-            axum::routing::get(move || {
-                let handle = handle.clone();
-                async move {
-                    (
-                        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-                        handle.render(),
-                    )
-                }
-            }),
-        )
-        .route("/healthz", axum::routing::get(healthz))
+    metrics_router(handle, None)
 }
 
 /// Counts and times every request by method, route template and status, and

@@ -215,55 +215,151 @@ async fn dashboard_a_wrong_password_or_unknown_address_gets_the_same_refusal_and
     browser.get("/").await.expect(StatusCode::SEE_OTHER);
 }
 
+/// Tries `password` on `email` until a 429 comes back (at most `tries`),
+/// and returns each status in order with the last reply.
+async fn fail_until_throttled(
+    browser: &Browser,
+    email: &str,
+    password: &str,
+    tries: usize,
+) -> (Vec<StatusCode>, Reply) {
+    let mut statuses = Vec::new();
+    for _ in 0..tries {
+        let reply = browser.login(email, password).await;
+        statuses.push(reply.status);
+        if reply.status == StatusCode::TOO_MANY_REQUESTS {
+            return (statuses, reply);
+        }
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{}", reply.text);
+    }
+    panic!("never throttled after {tries} tries: {statuses:?}");
+}
+
 #[tokio::test]
-async fn dashboard_ten_failed_logins_lock_the_account_for_fifteen_minutes_even_for_the_right_password()
- {
-    // Arrange
+async fn dashboard_failures_slow_an_address_down_but_never_lock_its_owner_out_of_a_known_browser() {
+    // Arrange: Dana signed in on her own browser before, and signed out.
     let app = spawn_app().await;
     user(&app, "dana@example.com", Role::Editor).await;
-    let browser = Browser::new(&app);
+    let dana = Browser::signed_in_as(&app, "dana@example.com", PASSWORD).await;
+    let csrf = dana.csrf_token().await;
+    dana.post("/logout", &[("csrf_token", csrf.as_str())])
+        .await
+        .expect(StatusCode::SEE_OTHER);
+    let attacker = Browser::new(&app);
 
-    // Act: nine failures are refused as wrong; the tenth locks.
-    for _ in 0..9 {
-        browser
-            .login("dana@example.com", "wrong password!")
-            .await
-            .expect(StatusCode::UNAUTHORIZED);
-    }
-    let tenth = browser
+    // Act: an attacker fails on purpose until the address is slowed down,
+    // and then has the right password too.
+    let (statuses, throttled) =
+        fail_until_throttled(&attacker, "dana@example.com", "wrong password!", 12).await;
+    let right_from_stranger = attacker.login("dana@example.com", PASSWORD).await;
+    let right_from_dana = dana.login("dana@example.com", PASSWORD).await;
+
+    // Assert: five free tries, then waits, in words; the right password is
+    // no use from a stranger's browser while the wait lasts...
+    assert!(statuses.len() > 5, "{statuses:?}");
+    assert!(statuses[..5].iter().all(|s| *s == StatusCode::UNAUTHORIZED));
+    assert!(
+        throttled
+            .text
+            .contains("Too many failed sign-ins with this address. Try again in"),
+        "{}",
+        throttled.text
+    );
+    let right_from_stranger = right_from_stranger.expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(session_cookie(&right_from_stranger).is_none());
+    assert!(!throttled.text.contains("locked"));
+    // ...but Dana's own browser signs in at once, and clears the count.
+    let right_from_dana = right_from_dana.expect(StatusCode::SEE_OTHER);
+    assert!(session_cookie(&right_from_dana).is_some());
+    assert_eq!(app.count("SELECT count(*) FROM login_throttle").await, 0);
+    attacker
         .login("dana@example.com", "wrong password!")
         .await
-        .expect(StatusCode::TOO_MANY_REQUESTS);
-    let right_while_locked = browser
-        .login("dana@example.com", PASSWORD)
-        .await
-        .expect(StatusCode::TOO_MANY_REQUESTS);
+        .expect(StatusCode::UNAUTHORIZED);
+}
 
-    // Assert
-    assert!(
-        tenth.text.contains("locked for 15 more minutes"),
-        "{}",
-        tenth.text
-    );
-    assert!(session_cookie(&right_while_locked).is_none());
-    let lock_minutes = app
-        .count("SELECT round(extract(epoch FROM locked_until - now()) / 60)::bigint FROM users")
-        .await;
-    assert!((14..=15).contains(&lock_minutes), "{lock_minutes}");
+#[tokio::test]
+async fn dashboard_the_known_browser_cookie_is_http_only_for_login_only_and_stored_hashed() {
+    // Arrange
+    let app = spawn_app().await;
+    user(&app, "dana@example.com", Role::Viewer).await;
 
-    // Once the lock has passed, the right password works and clears the count.
-    sqlx::query("UPDATE users SET locked_until = now() - interval '1 second'")
-        .execute(&app.pool)
-        .await
-        .unwrap();
-    browser
+    // Act
+    let reply = Browser::new(&app)
         .login("dana@example.com", PASSWORD)
         .await
         .expect(StatusCode::SEE_OTHER);
+
+    // Assert
+    let cookie = reply
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("postino_device="))
+        .expect("a known-browser cookie");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"));
+    assert!(cookie.contains("Path=/login"), "{cookie}");
+    let secret = between(&cookie, "postino_device=", ";");
+    let stored = app
+        .count(&format!(
+            "SELECT count(*) FROM login_devices WHERE id_hash = sha256(convert_to('{secret}', 'UTF8'))"
+        ))
+        .await;
+    assert_eq!(stored, 1, "stored as its SHA-256 hash");
+}
+
+#[tokio::test]
+async fn dashboard_real_and_unknown_addresses_get_the_same_answers_whatever_the_password() {
+    // Arrange
+    let app = spawn_app().await;
+    user(&app, "dana@example.com", Role::Admin).await;
+    let long = "x".repeat(5000);
+    let passwords = ["short", "wrong but long enough", long.as_str()];
+
+    for password in passwords {
+        // Act
+        let real = Browser::new(&app).login("dana@example.com", password).await;
+        let unknown = Browser::new(&app)
+            .login("nobody@example.com", password)
+            .await;
+
+        // Assert: the same status and the same page but for the address.
+        assert_eq!(real.status, StatusCode::UNAUTHORIZED, "{}", real.text);
+        assert_eq!(unknown.status, real.status);
+        let page = |reply: &Reply, email: &str| {
+            let token = hidden_field(&reply.text, "csrf_token");
+            reply.text.replace(email, "EMAIL").replace(&token, "TOKEN")
+        };
+        assert_eq!(
+            page(&real, "dana@example.com"),
+            page(&unknown, "nobody@example.com"),
+            "password of {} characters",
+            password.len()
+        );
+    }
+
+    // And once throttled, the same again: no address is ever "locked".
+    let (real, real_reply) = fail_until_throttled(
+        &Browser::new(&app),
+        "dana@example.com",
+        "wrong password!",
+        12,
+    )
+    .await;
+    let (unknown, unknown_reply) = fail_until_throttled(
+        &Browser::new(&app),
+        "nobody@example.com",
+        "wrong password!",
+        12,
+    )
+    .await;
+    assert_eq!(real, unknown);
     assert_eq!(
-        app.count("SELECT failed_logins::bigint FROM users").await,
-        0
+        between(&real_reply.text, "Too many", "."),
+        between(&unknown_reply.text, "Too many", ".")
     );
+    assert_eq!(app.count("SELECT count(*) FROM sessions").await, 0);
 }
 
 #[tokio::test]
@@ -604,7 +700,7 @@ async fn dashboard_static_assets_are_served_with_their_types() {
 }
 
 #[tokio::test]
-async fn dashboard_a_burst_of_parallel_guesses_gets_no_more_than_ten_password_checks() {
+async fn dashboard_a_burst_of_parallel_guesses_gets_no_more_than_five_password_checks() {
     // Arrange: twenty people, each with a login form open.
     let app = spawn_app().await;
     user(&app, "dana@example.com", Role::Editor).await;
@@ -635,7 +731,8 @@ async fn dashboard_a_burst_of_parallel_guesses_gets_no_more_than_ten_password_ch
     }
     let statuses = tasks.join_all().await;
 
-    // Assert: nine are told the password is wrong; the rest find the account locked.
+    // Assert: five are told the password is wrong (the free tries); the rest
+    // are told to wait, since each attempt is counted before its check.
     let wrong = statuses
         .iter()
         .filter(|s| **s == StatusCode::UNAUTHORIZED)
@@ -644,7 +741,7 @@ async fn dashboard_a_burst_of_parallel_guesses_gets_no_more_than_ten_password_ch
         .iter()
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
-    assert_eq!((wrong, locked), (9, 11), "{statuses:?}");
+    assert_eq!((wrong, locked), (5, 15), "{statuses:?}");
 }
 
 #[tokio::test]
@@ -858,7 +955,8 @@ async fn dashboard_an_address_spraying_passwords_over_many_accounts_is_refused_b
         .expect(StatusCode::TOO_MANY_REQUESTS);
     let failures = || async {
         sqlx::query_scalar::<_, i32>(
-            "SELECT failed_logins FROM users WHERE email = 'dana@example.com'",
+            "SELECT failures FROM login_throttle
+             WHERE email_key = sha256(convert_to('dana@example.com', 'UTF8'))",
         )
         .fetch_one(&app.pool)
         .await
@@ -882,4 +980,84 @@ async fn dashboard_an_address_spraying_passwords_over_many_accounts_is_refused_b
     );
     assert!(session_cookie(&refused).is_none());
     assert!(session_cookie(&elsewhere).is_some());
+}
+
+/// A browser sending `value` as its `X-Forwarded-For`, or none.
+fn browser_with_forwarded(app: &TestApp, value: Option<&str>) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = value {
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+    }
+    Browser {
+        client: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+        base: app.address.clone(),
+    }
+}
+
+/// Three failures, each at another address, then the fourth attempt's reply.
+async fn spray(browser: &Browser) -> Reply {
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        browser
+            .login(email, "spring2026!")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    browser.login("d@example.com", "spring2026!").await
+}
+
+#[tokio::test]
+async fn dashboard_a_missing_or_garbage_client_ip_header_counts_against_the_connecting_address() {
+    for forwarded in [None, Some("not-an-address"), Some("203.0.113.9, 999.0.0.1")] {
+        // Arrange: the header is configured, but this client does not send a
+        // usable one; before, such requests were never counted at all.
+        let app = spawn_app_with(|s| {
+            s.http.login_failures_per_ip = 3;
+            s.http.client_ip_header = "X-Forwarded-For".to_owned();
+        })
+        .await;
+        user(&app, "dana@example.com", Role::Editor).await;
+        let attacker = browser_with_forwarded(&app, forwarded);
+        let colleague = browser_from(&app, "198.51.100.7");
+
+        // Act
+        let refused = spray(&attacker).await;
+        let colleague = colleague.login("dana@example.com", PASSWORD).await;
+
+        // Assert: refused like any other address; a client the proxy names
+        // properly is counted on its own.
+        let refused = refused.expect(StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused
+                .text
+                .contains("Too many failed sign-ins came from your network"),
+            "{forwarded:?}: {}",
+            refused.text
+        );
+        colleague.expect(StatusCode::SEE_OTHER);
+    }
+}
+
+#[tokio::test]
+async fn dashboard_without_a_client_ip_header_configured_a_forwarded_header_is_ignored() {
+    // Arrange: no header configured, so a client cannot pick its address.
+    let app = spawn_app_with(|s| s.http.login_failures_per_ip = 3).await;
+    let attacker = browser_with_forwarded(&app, Some("203.0.113.1"));
+    let disguised = browser_with_forwarded(&app, Some("203.0.113.2"));
+
+    // Act
+    for email in ["a@example.com", "b@example.com", "c@example.com"] {
+        attacker
+            .login(email, "spring2026!")
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    let refused = disguised.login("d@example.com", "spring2026!").await;
+
+    // Assert: both counted against the connecting address.
+    refused.expect(StatusCode::TOO_MANY_REQUESTS);
 }

@@ -8,6 +8,8 @@ use tokio_util::sync::CancellationToken;
 
 pub struct TestApp {
     pub address: String,
+    /// Where `/metrics` is served when `http.metrics_listen` is set.
+    pub metrics_address: Option<String>,
     pub client: reqwest::Client,
     pub token: String,
     pub db: TestDb,
@@ -59,6 +61,9 @@ pub async fn spawn_app_as(
         .await
         .expect("application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let metrics_address = app
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}"));
     let pool = app.pool().clone();
     let token = postino_app::commands::create_token(&pool, "tests")
         .await
@@ -67,6 +72,7 @@ pub async fn spawn_app_as(
     tokio::spawn(app.run(role, shutdown.clone()));
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         token,
         db,

@@ -25,4 +25,5 @@ mod smtp_servers;
 mod startup;
 mod subscribers;
 mod template_limits;
+mod token_scopes;
 mod tokens;

@@ -1,8 +1,8 @@
 //! Operations endpoints and the API documentation.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 
-use crate::helpers::{Reply, spawn_app};
+use crate::helpers::{Reply, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_and_readiness_answer_without_a_token() {
@@ -118,4 +118,148 @@ async fn the_api_viewer_is_served_with_its_own_assets() {
         .unwrap();
     assert_eq!(js.status(), StatusCode::OK);
     assert!(js.bytes().await.unwrap().len() > 100_000);
+}
+
+/// The headers every response must carry, whatever answered it.
+#[track_caller]
+fn assert_security_headers(what: &str, headers: &reqwest::header::HeaderMap) {
+    let csp = headers
+        .get("content-security-policy")
+        .unwrap_or_else(|| panic!("{what}: no Content-Security-Policy"))
+        .to_str()
+        .unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+    assert!(csp.contains("script-src 'self'"), "{what}: {csp}");
+    assert!(!csp.contains("unsafe-eval"), "{what}: {csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+    assert_eq!(headers["x-frame-options"], "DENY", "{what}");
+    assert_eq!(headers["referrer-policy"], "same-origin", "{what}");
+}
+
+#[tokio::test]
+async fn every_kind_of_response_carries_the_security_headers() {
+    // Arrange
+    let app = spawn_app_with(|s| s.http.max_body_bytes = 1024).await;
+    let token = format!("Bearer {}", app.token);
+    let cases: [(&str, reqwest::Method, &str, Option<&str>); 12] = [
+        ("API reply", Method::GET, "/api/v1/lists", Some(&token)),
+        ("API 401", Method::GET, "/api/v1/lists", None),
+        ("API 404", Method::GET, "/api/v1/nowhere", Some(&token)),
+        ("API 413", Method::POST, "/api/v1/lists", Some(&token)),
+        (
+            "OpenAPI document",
+            Method::GET,
+            "/api/v1/openapi.json",
+            None,
+        ),
+        ("API viewer", Method::GET, "/api/docs/", None),
+        (
+            "API viewer script",
+            Method::GET,
+            "/api/docs/swagger-ui-bundle.js",
+            None,
+        ),
+        ("public page", Method::GET, "/unsubscribe/not-a-token", None),
+        ("static asset", Method::GET, "/static/css/app.css", None),
+        ("login page", Method::GET, "/login", None),
+        ("page not found", Method::GET, "/nowhere", None),
+        ("health", Method::GET, "/healthz", None),
+    ];
+
+    for (what, method, path, auth) in cases {
+        // Act
+        let mut req = app.client.request(method.clone(), app.url(path));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        if method == Method::POST {
+            req = req
+                .header("content-type", "application/json")
+                .body("x".repeat(4096));
+        }
+        let response = req.send().await.unwrap();
+
+        // Assert
+        assert_security_headers(
+            &format!("{what} ({})", response.status()),
+            response.headers(),
+        );
+    }
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_security_headers("metrics", metrics.headers());
+}
+
+#[tokio::test]
+async fn metrics_need_the_configured_bearer_token() {
+    // Arrange
+    let app = spawn_app_with(|s| {
+        s.http.metrics_token = Some("scrape-secret-0123456789".to_owned().into());
+    })
+    .await;
+    let scrape = |auth: Option<&'static str>| {
+        let mut req = app.client.get(app.url("/metrics"));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        req.send()
+    };
+
+    // Act
+    let none = scrape(None).await.unwrap();
+    let wrong = scrape(Some("Bearer scrape-secret-0123456780"))
+        .await
+        .unwrap();
+    let api_token = app
+        .client
+        .get(app.url("/metrics"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+    let right = scrape(Some("Bearer scrape-secret-0123456789"))
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert!(none.headers().contains_key("www-authenticate"));
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(api_token.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(right.status(), StatusCode::OK);
+    assert!(right.text().await.unwrap().contains("http_requests_total"));
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_a_listener_of_their_own() {
+    // Arrange
+    let app = spawn_app_with(|s| s.http.metrics_listen = Some("127.0.0.1:0".to_owned())).await;
+    let metrics_address = app.metrics_address.clone().expect("a metrics port");
+    app.get("/api/v1/lists").await.expect(StatusCode::OK);
+
+    // Act
+    let on_main = app.client.get(app.url("/metrics")).send().await.unwrap();
+    let on_own = app
+        .client
+        .get(format!("{metrics_address}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let api_on_own = app
+        .client
+        .get(format!("{metrics_address}/api/v1/lists"))
+        .bearer_auth(&app.token)
+        .send()
+        .await
+        .unwrap();
+
+    // Assert
+    assert_eq!(on_main.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api_on_own.status(),
+        StatusCode::NOT_FOUND,
+        "only metrics there"
+    );
+    assert_eq!(on_own.status(), StatusCode::OK);
+    assert_security_headers("own metrics listener", on_own.headers());
+    assert!(on_own.text().await.unwrap().contains("http_requests_total"));
 }

@@ -1,11 +1,16 @@
 //! `/api/v1/tokens`: API tokens, shown once and stored hashed.
+//!
+//! Ownership: a token made here belongs to the owner of the token that made
+//! it (a dashboard user, or nobody for an installation token) and gets at
+//! most that token's scope, so no chain of tokens ever holds more than the
+//! person at its start. The whole area needs the admin scope (see `auth`).
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use postino_db::api_tokens::{self, ApiToken};
-use postino_domain::TokenName;
+use postino_domain::{ApiScope, Role, TokenName};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -13,6 +18,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
+use crate::auth::{Caller, grantable};
 use crate::error::{Problem, WebError};
 use crate::extract::{ApiJson, IdPath};
 
@@ -29,9 +35,26 @@ pub(crate) struct TokenResponse {
     name: String,
     /// The first characters of the secret, to recognise it.
     prefix: String,
+    /// What it may do; never more than its owner's role allows.
+    scope: ApiScope,
+    /// The dashboard user it belongs to; `null` for an installation token,
+    /// made by the operator (`postino token create`, `postino demo`) or by
+    /// another installation token.
+    owner: Option<OwnerResponse>,
     created_at: DateTime<Utc>,
+    /// When it last authenticated a request, to the minute.
     last_used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The user a token belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OwnerResponse {
+    id: Uuid,
+    email: String,
+    name: String,
+    /// Their role now, which bounds what their tokens may do.
+    role: Role,
 }
 
 impl From<ApiToken> for TokenResponse {
@@ -40,6 +63,13 @@ impl From<ApiToken> for TokenResponse {
             id: t.uuid,
             name: t.name.into(),
             prefix: t.prefix,
+            scope: t.scope,
+            owner: t.owner.map(|o| OwnerResponse {
+                id: o.uuid,
+                email: o.email,
+                name: o.name,
+                role: o.role,
+            }),
             created_at: t.created_at,
             last_used_at: t.last_used_at,
             revoked_at: t.revoked_at,
@@ -69,6 +99,10 @@ pub(crate) struct CreateToken {
     /// What it is for, 1 to 100 characters.
     #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: TokenName,
+    /// What it may do; by default the scope of the token making it, and
+    /// never more (403).
+    #[serde(default)]
+    scope: Option<ApiScope>,
 }
 
 /// List tokens, newest first, revoked ones included.
@@ -82,16 +116,27 @@ async fn list_tokens(State(state): State<AppState>) -> Result<Json<TokensRespons
     }))
 }
 
-/// Create a token. The response is the only time its secret is shown.
+/// Create a token. The response is the only time its secret is shown. It
+/// belongs to the owner of the token making it, with at most its scope.
 #[utoipa::path(post, path = "/tokens", tag = "tokens", request_body = CreateToken,
     responses((status = 201, description = "Created", body = CreatedToken),
+              (status = 403, description = "The scope asked for is wider than this token's", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Invalid request; errors name each field", body = Problem, content_type = "application/problem+json")))]
 async fn create_token(
     State(state): State<AppState>,
+    Extension(Caller(caller)): Extension<Caller>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), WebError> {
+    let scope = body.scope.unwrap_or(caller.scope);
+    if !grantable(&caller, scope) {
+        return Err(WebError::Forbidden(format!(
+            "this token's scope is {}; it cannot make a token of scope {scope}",
+            caller.scope
+        )));
+    }
     let mut conn = state.db.acquire().await?;
-    let (record, secret) = api_tokens::create(&mut conn, &body.name, None).await?;
+    let (record, secret) =
+        api_tokens::create(&mut conn, &body.name, caller.owner_id, scope).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {

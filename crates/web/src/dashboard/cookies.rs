@@ -1,5 +1,6 @@
-//! The dashboard's two cookies: the session, and the login form's CSRF
-//! token (the login page has no session yet to hold one).
+//! The dashboard's cookies: the session, the login form's CSRF token (the
+//! login page has no session yet to hold one), and the mark of a browser
+//! that signed in before.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 
@@ -7,6 +8,8 @@ use axum::http::{HeaderMap, HeaderValue, header};
 pub(crate) const SESSION: &str = "postino_session";
 /// Holds the login form's CSRF token until the form is sent.
 pub(crate) const LOGIN_CSRF: &str = "postino_login_csrf";
+/// Marks a browser that signed in before; sent only to `/login`.
+pub(crate) const KNOWN_DEVICE: &str = "postino_device";
 
 /// The value of cookie `name` in the request, if sent.
 pub(crate) fn get<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -32,11 +32,7 @@ pub(crate) fn needs_token(method: &Method) -> bool {
 /// Compares in time independent of where the strings differ, so response
 /// times reveal nothing about the token.
 pub(crate) fn same(presented: &str, expected: &str) -> bool {
-    let (a, b) = (presented.as_bytes(), expected.as_bytes());
-    if a.len() != b.len() || b.is_empty() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::auth::constant_time_eq(presented, expected)
 }
 
 /// The `csrf_token` field of a urlencoded form body.

@@ -1,6 +1,9 @@
 //! `/settings/tokens`: API tokens, through the same database functions as
 //! `/api/v1/tokens`. A new token's secret is on the page that creates it
 //! and nowhere else: only its hash is stored.
+//!
+//! A token made here belongs to the admin who made it, with the scope they
+//! choose; changing or deleting that admin's account narrows or deletes it.
 
 use askama::Template;
 use axum::Extension;
@@ -9,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use postino_db::DbError;
 use postino_db::api_tokens::{self, ApiToken};
-use postino_domain::{Role, TokenName};
+use postino_domain::{ApiScope, Role, TokenName};
 use serde::Deserialize;
 
 use super::form::Errors;
@@ -34,10 +37,38 @@ struct TokenRow {
     id: uuid::Uuid,
     name: String,
     prefix: String,
+    scope: &'static str,
+    /// Who it belongs to, or "Installation" for a token made by the
+    /// operator on the command line.
+    owner: String,
     created: String,
     last_used: String,
     revoked: Option<String>,
 }
+
+/// The scopes the form offers, with what each allows.
+const SCOPE_CHOICES: [(&str, &str); 5] = [
+    (
+        "admin",
+        "Admin: everything, including tokens and sending settings",
+    ),
+    (
+        "write",
+        "Write: lists, subscribers, imports, templates and campaigns",
+    ),
+    (
+        "subscribers",
+        "Subscribers: change lists, subscribers and imports; read the rest",
+    ),
+    (
+        "campaigns",
+        "Campaigns: change templates and campaigns; read the rest",
+    ),
+    (
+        "read",
+        "Read only: reads lists, subscribers and campaigns, changes nothing",
+    ),
+];
 
 impl From<ApiToken> for TokenRow {
     fn from(t: ApiToken) -> Self {
@@ -46,6 +77,17 @@ impl From<ApiToken> for TokenRow {
             id: t.uuid,
             name: t.name.into(),
             prefix: t.prefix,
+            scope: t.scope.as_str(),
+            owner: t.owner.map_or_else(
+                || "Installation".to_owned(),
+                |o| {
+                    if o.name.is_empty() {
+                        o.email
+                    } else {
+                        format!("{} ({})", o.name, o.email)
+                    }
+                },
+            ),
             created: day(t.created_at),
             last_used: t.last_used_at.map_or_else(|| "Never".to_owned(), day),
             revoked: t.revoked_at.map(day),
@@ -57,6 +99,8 @@ impl From<ApiToken> for TokenRow {
 pub(crate) struct TokenForm {
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    scope: String,
     #[serde(skip)]
     errors: Errors,
 }
@@ -64,6 +108,19 @@ pub(crate) struct TokenForm {
 impl TokenForm {
     pub(crate) fn error(&self, field: &str) -> Option<&str> {
         self.errors.get(field)
+    }
+
+    /// The scope the form shows as chosen: admin unless another was sent.
+    pub(crate) fn chosen(&self, scope: &str) -> bool {
+        if self.scope.is_empty() {
+            scope == "admin"
+        } else {
+            self.scope == scope
+        }
+    }
+
+    pub(crate) fn scopes(&self) -> &'static [(&'static str, &'static str)] {
+        &SCOPE_CHOICES
     }
 }
 
@@ -130,10 +187,25 @@ pub(crate) async fn create(
     PageForm(mut form): PageForm<TokenForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
-    let name = match TokenName::parse(&form.name) {
-        Ok(name) => name,
-        Err(e) => {
-            form.errors.add("name", e.reason);
+    let name = TokenName::parse(&form.name)
+        .map_err(|e| form.errors.add("name", e.reason))
+        .ok();
+    // Admin when the form sent none; never wider than the admin's role.
+    let scope = if form.scope.is_empty() {
+        Some(ApiScope::Admin)
+    } else {
+        form.scope.parse::<ApiScope>().ok()
+    }
+    .filter(|s| ApiScope::ceiling(signed_in.0.user.role).covers(*s));
+    if scope.is_none() {
+        form.errors.add(
+            "scope",
+            "choose read, subscribers, campaigns, write or admin",
+        );
+    }
+    let (name, scope) = match (name, scope) {
+        (Some(name), Some(scope)) => (name, scope),
+        _ => {
             return page(
                 &state,
                 &signed_in,
@@ -147,7 +219,8 @@ pub(crate) async fn create(
     };
     let secret = {
         let mut conn = state.db.acquire().await?;
-        let (_, secret) = api_tokens::create(&mut conn, &name, Some(signed_in.0.user.id)).await?;
+        let (_, secret) =
+            api_tokens::create(&mut conn, &name, Some(signed_in.0.user.id), scope).await?;
         secret
     };
     page(
