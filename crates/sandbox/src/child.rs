@@ -103,20 +103,44 @@ pub fn serve(mut input: impl BufRead, mut output: impl Write) -> io::Result<()> 
                 recipient,
                 unsubscribe_url,
             } => match compiled.get(&id) {
-                Some(c) => match guarded(|| c.render(&recipient, &unsubscribe_url)) {
-                    Ok(r) => {
-                        write_rendered(&mut output, &r)?;
-                        output.flush()?;
-                        continue;
+                Some(c) => {
+                    render_one(&mut output, c, &recipient, &unsubscribe_url)?;
+                    output.flush()?;
+                    continue;
+                }
+                None => Reply::Unknown,
+            },
+            Incoming::RenderMany { id, recipients } => match compiled.get(&id) {
+                Some(c) => {
+                    for (recipient, unsubscribe_url) in &recipients {
+                        render_one(&mut output, c, recipient, unsubscribe_url)?;
                     }
-                    Err(e) => Reply::Refused(e),
-                },
+                    output.flush()?;
+                    continue;
+                }
                 None => Reply::Unknown,
             },
         };
         serde_json::to_writer(&mut output, &reply)?;
         output.write_all(b"\n")?;
         output.flush()?;
+    }
+}
+
+/// Writes the reply for one recipient: the rendered message, or the
+/// template's error for them.
+fn render_one(
+    output: &mut impl Write,
+    compiled: &CompiledCampaign,
+    recipient: &postino_compose::Recipient,
+    unsubscribe_url: &str,
+) -> io::Result<()> {
+    match guarded(|| compiled.render(recipient, unsubscribe_url)) {
+        Ok(r) => write_rendered(output, &r),
+        Err(e) => {
+            serde_json::to_writer(&mut *output, &Reply::Refused(e))?;
+            output.write_all(b"\n")
+        }
     }
 }
 
@@ -228,6 +252,38 @@ mod tests {
         }
         assert!(matches!(&out[3], Answer::Refused(e) if e.reason.contains("sample subscriber")));
         assert!(matches!(out[4], Answer::Unknown));
+    }
+
+    #[test]
+    fn renders_many_recipients_with_one_reply_each_in_order() {
+        let good = source("<p>{{ 10 // (subscriber.attributes.n | default(1)) }}</p>");
+        let mut one = Recipient::sample();
+        one.attributes.insert("n".into(), 5.into());
+        let mut zero = Recipient::sample();
+        zero.attributes.insert("n".into(), 0.into());
+        let recipients = [(&one, "u"), (&zero, "u"), (&one, "u")];
+        let input = [
+            line(&Outgoing::RenderMany {
+                id: 3,
+                recipients: &recipients,
+            }),
+            line(&Outgoing::Compile {
+                id: 3,
+                source: &good,
+            }),
+            line(&Outgoing::RenderMany {
+                id: 3,
+                recipients: &recipients,
+            }),
+        ]
+        .concat();
+        let out = replies(&input);
+        assert_eq!(out.len(), 5, "{out:?}");
+        assert!(matches!(out[0], Answer::Unknown));
+        assert!(matches!(out[1], Answer::Compiled));
+        assert!(matches!(&out[2], Answer::Rendered(r) if r.html.as_deref() == Some("<p>2</p>")));
+        assert!(matches!(&out[3], Answer::Refused(_)));
+        assert!(matches!(&out[4], Answer::Rendered(_)));
     }
 
     #[test]

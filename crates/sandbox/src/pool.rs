@@ -204,6 +204,44 @@ impl Sandbox {
         }
     }
 
+    /// Sends a batch render to a child. If the child fails midway it is
+    /// ended and `answers` keeps what came before; an error means no child
+    /// could be started at all.
+    async fn call_many(
+        &self,
+        template: &Template,
+        recipients: &[(&Recipient, &str)],
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), Error> {
+        let _slot = self
+            .inner
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| Error::Unavailable("the sandbox is closed".to_owned()))?;
+        let mut worker = match self.take_idle() {
+            Some(w) => w,
+            None => self.spawn()?,
+        };
+        let exchanged = tokio::time::timeout(
+            self.inner.limits.timeout,
+            worker.exchange_many(template, recipients, answers),
+        )
+        .await;
+        match exchanged {
+            Ok(Ok(())) => {
+                self.put_idle(worker);
+                Ok(())
+            }
+            Ok(Err(_)) | Err(_) => {
+                // The child died or stalled on some recipient: the caller
+                // renders those not answered one by one, to find which.
+                let _ = worker.finish().await;
+                Ok(())
+            }
+        }
+    }
+
     /// The error for a child that died on a template.
     fn stopped(&self, status: Option<ExitStatus>) -> TemplateError {
         let mib = self.inner.limits.memory_bytes / (1024 * 1024);
@@ -282,6 +320,38 @@ impl Template {
     }
 }
 
+impl Template {
+    /// Renders every part for each recipient (with its unsubscribe URL),
+    /// in one request to a child. Should the child die or stall on one of
+    /// them, the recipients it had not answered are rendered one a request,
+    /// so only the one at fault fails.
+    pub async fn render_many(
+        &self,
+        recipients: &[(&Recipient, &str)],
+    ) -> Vec<Result<Rendered, Error>> {
+        let mut answers = Vec::with_capacity(recipients.len());
+        if let Err(e) = self.sandbox.call_many(self, recipients, &mut answers).await {
+            // No child could be started: each recipient would get the same.
+            return recipients
+                .iter()
+                .map(|_| Err(Error::Unavailable(e.to_string())))
+                .collect();
+        }
+        let mut results: Vec<Result<Rendered, Error>> = answers
+            .into_iter()
+            .map(|a| match a {
+                Answer::Rendered(r) => Ok(r),
+                Answer::Refused(e) => Err(e.into()),
+                other => Err(Error::Unavailable(format!("unexpected reply {other:?}"))),
+            })
+            .collect();
+        for (recipient, url) in recipients.iter().skip(results.len()) {
+            results.push(self.render(recipient, url).await);
+        }
+        results
+    }
+}
+
 impl Worker {
     /// Compiles `template` if no recipient is given; otherwise renders it,
     /// compiling first if this child has not seen it.
@@ -311,11 +381,58 @@ impl Worker {
         }
     }
 
+    /// Renders `template` for each of `recipients`, compiling first if this
+    /// child has not seen it, pushing each answer onto `answers` as it
+    /// comes: on an error, `answers` holds those received before it.
+    async fn exchange_many(
+        &mut self,
+        template: &Template,
+        recipients: &[(&Recipient, &str)],
+        answers: &mut Vec<Answer>,
+    ) -> Result<(), Broken> {
+        let render = Outgoing::RenderMany {
+            id: template.id,
+            recipients,
+        };
+        self.send(&render).await?;
+        let mut first = self.answer().await?;
+        if matches!(first, Answer::Unknown) {
+            let compile = Outgoing::Compile {
+                id: template.id,
+                source: &template.source,
+            };
+            match self.ask(&compile).await? {
+                Answer::Compiled => {}
+                Answer::Refused(e) => {
+                    answers.extend(recipients.iter().map(|_| Answer::Refused(e.clone())));
+                    return Ok(());
+                }
+                other => return Err(Broken::Protocol(format!("unexpected reply {other:?}"))),
+            }
+            self.send(&render).await?;
+            first = self.answer().await?;
+        }
+        answers.push(first);
+        while answers.len() < recipients.len() {
+            answers.push(self.answer().await?);
+        }
+        Ok(())
+    }
+
     async fn ask(&mut self, request: &Outgoing<'_>) -> Result<Answer, Broken> {
+        self.send(request).await?;
+        self.answer().await
+    }
+
+    async fn send(&mut self, request: &Outgoing<'_>) -> Result<(), Broken> {
         let mut line = serde_json::to_vec(request).map_err(|e| Broken::Protocol(e.to_string()))?;
         line.push(b'\n');
         self.stdin.write_all(&line).await.map_err(|_| Broken::Io)?;
-        self.stdin.flush().await.map_err(|_| Broken::Io)?;
+        self.stdin.flush().await.map_err(|_| Broken::Io)
+    }
+
+    /// Reads one reply, with a rendered message's parts.
+    async fn answer(&mut self) -> Result<Answer, Broken> {
         let mut reply = Vec::new();
         let read = (&mut self.stdout)
             .take(MAX_LINE)

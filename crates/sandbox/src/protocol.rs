@@ -57,6 +57,12 @@ pub(crate) enum Outgoing<'a> {
         recipient: &'a Recipient,
         unsubscribe_url: &'a str,
     },
+    /// Render template `id` for each recipient, with its unsubscribe URL:
+    /// one reply each, in order (or one [`Reply::Unknown`] for all).
+    RenderMany {
+        id: u64,
+        recipients: &'a [(&'a Recipient, &'a str)],
+    },
 }
 
 /// The same request as the child reads it. The two must keep one shape:
@@ -71,6 +77,10 @@ pub(crate) enum Incoming {
         id: u64,
         recipient: Recipient,
         unsubscribe_url: String,
+    },
+    RenderMany {
+        id: u64,
+        recipients: Vec<(Recipient, String)>,
     },
 }
 
@@ -201,7 +211,7 @@ mod tests {
                 assert_eq!(source.text_body.as_deref(), Some("t"));
                 assert_eq!(source.format, BodyFormat::Markdown);
             }
-            Incoming::Render { .. } => panic!("read as a render"),
+            Incoming::Render { .. } | Incoming::RenderMany { .. } => panic!("read as a render"),
         }
         let recipient = Recipient::sample();
         let line = serde_json::to_string(&Outgoing::Render {

@@ -194,7 +194,7 @@ async fn claim(
     // Half the lease: a job still waiting by then is handed back unsent,
     // leaving the other half for a send in progress to finish.
     let lease_deadline = claimed_at + settings.lease / 2;
-    Ok(claimed
+    let mut jobs: Vec<Job> = claimed
         .into_iter()
         .filter_map(|claimed| {
             let campaign = cache.get(claimed.campaign_id)?;
@@ -202,9 +202,13 @@ async fn claim(
                 claimed,
                 campaign,
                 lease_deadline,
+                rendered: None,
             })
         })
-        .collect())
+        .collect();
+    drop(conn);
+    worker::prerender(&mut jobs, &shared.addressing).await;
+    Ok(jobs)
 }
 
 async fn refresh_running(pool: &PgPool, shared: &Shared) -> Result<(), DbError> {

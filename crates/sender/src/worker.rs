@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use postino_compose::{Addressee, Addressing, Recipient};
+use postino_compose::{Addressee, Addressing, Recipient, Rendered};
 use postino_db::PgPool;
 use postino_db::sending::{Claimed, Outcome, Recorded};
 use postino_domain::policy::is_slow_down;
@@ -32,6 +32,45 @@ pub(crate) struct Job {
     /// After this instant the claim may belong to someone else: the job is
     /// handed back unsent.
     pub(crate) lease_deadline: Instant,
+    /// Its message's content, rendered with the rest of its claim (see
+    /// [`prerender`]); `None` renders it when sent.
+    pub(crate) rendered: Option<Result<Rendered, postino_sandbox::Error>>,
+}
+
+/// Renders the jobs of one claim in one sandbox request per campaign: a
+/// round trip per message would cost more than building it. A recipient
+/// whose render kills its child is retried alone by the sandbox, so only
+/// that one fails.
+pub(crate) async fn prerender(jobs: &mut [Job], addressing: &Addressing) {
+    let mut campaigns: Vec<i64> = jobs.iter().map(|j| j.claimed.campaign_id).collect();
+    campaigns.sort_unstable();
+    campaigns.dedup();
+    for campaign in campaigns {
+        let mine: Vec<usize> = (0..jobs.len())
+            .filter(|&i| {
+                jobs[i].claimed.campaign_id == campaign && jobs[i].claimed.list_uuid.is_some()
+            })
+            .collect();
+        let Some(&first) = mine.first() else {
+            continue;
+        };
+        let template = jobs[first].campaign.template.clone();
+        let identity = jobs[first].campaign.identity.uuid;
+        let recipients: Vec<(Recipient, String)> = mine
+            .iter()
+            .map(|&i| {
+                let r = recipient_of(&jobs[i].claimed);
+                let url = addressing.unsubscribe_url(identity, r.id);
+                (r, url)
+            })
+            .collect();
+        let pairs: Vec<(&Recipient, &str)> =
+            recipients.iter().map(|(r, u)| (r, u.as_str())).collect();
+        let results = template.render_many(&pairs).await;
+        for (i, result) in mine.into_iter().zip(results) {
+            jobs[i].rendered = Some(result);
+        }
+    }
 }
 
 impl Job {
@@ -364,12 +403,19 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
     let unsubscribe_url = shared
         .addressing
         .unsubscribe_url(identity.uuid, recipient.id);
-    let rendered = match job
-        .campaign
-        .template
-        .render(&recipient, &unsubscribe_url)
-        .await
-    {
+    let rendered_now;
+    let rendered = match &job.rendered {
+        Some(r) => r,
+        None => {
+            rendered_now = job
+                .campaign
+                .template
+                .render(&recipient, &unsubscribe_url)
+                .await;
+            &rendered_now
+        }
+    };
+    let rendered = match rendered {
         Ok(rendered) => rendered,
         Err(postino_sandbox::Error::Template(e)) => {
             // The template fails for this recipient, and would again.
@@ -384,7 +430,7 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         }
     };
     let composed = shared.addressing.build(
-        &rendered,
+        rendered,
         identity,
         Addressee {
             recipient: &recipient,
