@@ -353,13 +353,16 @@ impl Application {
         let addressing = addressing(&self.settings, &self.pool).await?;
         let templates = self.settings.templates.sandbox()?;
         let state = AppState {
-            templates: templates.clone(),
             db: self.pool.clone(),
             metrics,
             settings: self.settings.http.clone(),
-            campaigns: self.settings.campaigns.clone(),
-            addressing: addressing.clone(),
-            imports: self.settings.import.clone(),
+            service: postino_service::Context {
+                templates: templates.clone(),
+                addressing: addressing.clone(),
+                campaigns: self.settings.campaigns.clone(),
+                imports: self.settings.import.clone(),
+                allow_private_relay_hosts: self.settings.http.allow_private_relay_hosts,
+            },
         };
         let scheduler = matches!(role, Role::All | Role::Scheduler).then(|| {
             tokio::spawn(postino_scheduler::run(

@@ -75,44 +75,35 @@ impl WebError {
     }
 }
 
+/// Every way a use case fails, as the API answers it.
+impl From<postino_service::Error> for WebError {
+    fn from(e: postino_service::Error) -> Self {
+        use postino_service::Error;
+        match e {
+            Error::Invalid(errors) => WebError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| FieldError::new(e.field, e.message))
+                    .collect(),
+            ),
+            Error::NotFound(what) => WebError::NotFound(what),
+            Error::Conflict { field, message } => WebError::Conflict { field, message },
+            Error::Unavailable(e) => WebError::Unavailable(e),
+            Error::Internal(e) => WebError::Internal(e),
+        }
+    }
+}
+
 impl From<DbError> for WebError {
     fn from(e: DbError) -> Self {
-        match e {
-            DbError::NotFound => WebError::NotFound("resource"),
-            DbError::Conflict { constraint } => {
-                let (field, message) = match constraint.as_str() {
-                    "subscribers_email_key" | "users_email_key" => {
-                        ("email", "another record already has this e-mail address")
-                    }
-                    "smtp_servers_name_key" => ("name", "another SMTP server has this name"),
-                    "dkim_keys_domain_selector_key" => (
-                        "selector",
-                        "this domain already has a key with this selector; pick another selector",
-                    ),
-                    _ => ("", "this conflicts with existing data"),
-                };
-                WebError::Conflict {
-                    field: field.to_owned(),
-                    message: message.to_owned(),
-                }
-            }
-            DbError::Database(e) if is_unavailable(&e) => WebError::Unavailable(e),
-            other => WebError::Internal(Box::new(other)),
-        }
+        postino_service::Error::from(e).into()
     }
 }
 
 impl From<sqlx::Error> for WebError {
     fn from(e: sqlx::Error) -> Self {
-        DbError::from(e).into()
+        postino_service::Error::from(e).into()
     }
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    )
 }
 
 /// The JSON body of every error response (RFC 9457).

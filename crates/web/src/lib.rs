@@ -7,7 +7,8 @@
 //! - `api`: the REST API under `/api/v1` (lists, subscribers, tokens, SMTP
 //!   servers, CSV imports and exports) and its
 //!   OpenAPI document, served at `/api/v1/openapi.json` with a viewer at `/api/docs`.
-//! - `public`: pages subscribers reach from messages (unsubscribe).
+//! - `public`: pages subscribers reach from messages (unsubscribe); a
+//!   failure there is an HTML page too.
 //! - `dashboard`: the marketers' pages (login, overview, lists), their
 //!   session cookie, CSRF check and static assets.
 //! - `auth`: bearer-token authentication and scope checks, applied to every
@@ -17,8 +18,15 @@
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
 //! - `extract`: JSON, query and path extractors whose errors name the field.
 //!
-//! Dependency rule: depends on `postino-db` and `postino-domain` (and, later,
-//! `postino-compose`); never on the scheduler or sender, which it meets only
+//! Dependency rule: web holds only HTTP (routing, authentication,
+//! extractors, request and response types, pages). Every change goes
+//! through `postino-service`, whose errors each surface turns into its own
+//! answer (problem JSON for the API, an HTML page for the dashboard and the
+//! public pages). The dashboard must not import `crate::api`: that holds
+//! for campaigns, lists and layouts, whose use cases are in the service
+//! layer; the subscriber, import, relay, DKIM-key and limit pages still
+//! call the API's modules until their use cases move there too.
+//! Web never depends on the scheduler or sender, which it meets only
 //! through database rows.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -50,6 +58,7 @@ use utoipa_swagger_ui::SwaggerUi;
 pub use auth::Caller;
 pub use error::WebError;
 pub use ops::{metrics_only, metrics_router, prometheus};
+pub use postino_service::CampaignSettings;
 
 /// HTTP settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -105,24 +114,6 @@ impl Default for WebSettings {
     }
 }
 
-/// Rules for campaigns.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CampaignSettings {
-    /// Refuse to start a campaign whose body (or layout) has no
-    /// `{{ unsubscribe_url }}` link. Turn off only for transactional-style
-    /// mail where the law allows it.
-    pub require_unsubscribe_link: bool,
-}
-
-impl Default for CampaignSettings {
-    fn default() -> Self {
-        Self {
-            require_unsubscribe_link: true,
-        }
-    }
-}
-
 /// What every handler can reach.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -132,15 +123,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// HTTP settings.
     pub settings: WebSettings,
-    /// Campaign rules.
-    pub campaigns: CampaignSettings,
-    /// Addresses messages (previews, test sends) and checks the signed links
-    /// in them.
-    pub addressing: postino_compose::Addressing,
-    /// Where uploads go and how large they may be.
-    pub imports: postino_importer::ImportSettings,
-    /// Compiles and renders templates in processes of their own.
-    pub templates: postino_sandbox::Sandbox,
+    /// What the use cases need besides the database.
+    pub service: postino_service::Context,
 }
 
 /// The OpenAPI document of the REST API.

@@ -8,11 +8,10 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use postino_db::{DbError, campaigns, subscribers};
-use uuid::Uuid;
+use postino_service::unsubscribe;
 
 use crate::AppState;
-use crate::error::WebError;
+use crate::error::ErrorReport;
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/unsubscribe/{token}", get(show).post(unsubscribe))
@@ -23,6 +22,7 @@ enum UnsubscribeState {
     Confirm,
     Done,
     NotFound,
+    Unavailable,
 }
 
 #[derive(Template)]
@@ -39,16 +39,16 @@ fn page(status: StatusCode, state: UnsubscribeState, email: String, lists: &[Str
         [one] => one.clone(),
         [init @ .., last] => format!("{} and {last}", init.join(", ")),
     };
-    match (UnsubscribePage {
+    let html = UnsubscribePage {
         state,
         email,
         lists,
-    })
-    .render()
-    {
-        Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => WebError::Internal(Box::new(e)).into_response(),
     }
+    .render()
+    // The page is static bar two strings; failing to render it is a bug
+    // that must not leave the subscriber without an answer.
+    .unwrap_or_else(|_| "Please try again in a moment.".to_owned());
+    (status, Html(html)).into_response()
 }
 
 fn not_found() -> Response {
@@ -60,40 +60,38 @@ fn not_found() -> Response {
     )
 }
 
-/// The subscriber's address and the campaign's list names, if the token is
-/// genuine and both still exist.
-async fn lookup(
-    state: &AppState,
-    token: &str,
-) -> Result<Option<(Uuid, Uuid, String, Vec<String>)>, WebError> {
-    let Some((campaign, subscriber)) = state.addressing.signer.verify_unsubscribe(token) else {
-        return Ok(None);
-    };
-    let mut conn = state.db.acquire().await?;
-    let email = match subscribers::get(&mut conn, subscriber).await {
-        Ok(s) => s.email.to_string(),
-        Err(DbError::NotFound) => return Ok(None),
-        Err(e) => return Err(e.into()),
-    };
-    let lists = campaigns::list_names(&mut conn, campaign).await?;
-    if lists.is_empty() && campaigns::get(&mut conn, campaign).await.is_err() {
-        return Ok(None);
-    }
-    Ok(Some((campaign, subscriber, email, lists)))
+/// A failure, as a page a subscriber can read; the cause goes to the log.
+fn failed(e: &postino_service::Error) -> Response {
+    let mut response = page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        UnsubscribeState::Unavailable,
+        String::new(),
+        &[],
+    );
+    response.extensions_mut().insert(ErrorReport(format!(
+        "{e}: {:?}",
+        std::error::Error::source(e)
+    )));
+    response
 }
 
 /// Shows what unsubscribing will do, with a button; changes nothing (link
 /// scanners fetch every URL in a message, so GET must be harmless).
-async fn show(
-    State(state): State<AppState>,
-    Path(token): Path<String>,
-) -> Result<Response, WebError> {
-    Ok(match lookup(&state, &token).await? {
-        Some((_, _, email, lists)) => {
-            page(StatusCode::OK, UnsubscribeState::Confirm, email, &lists)
-        }
-        None => not_found(),
-    })
+async fn show(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let found = async {
+        let mut conn = state.db.acquire().await?;
+        unsubscribe::lookup(&mut conn, &state.service.addressing.signer, &token).await
+    };
+    match found.await {
+        Ok(Some(who)) => page(
+            StatusCode::OK,
+            UnsubscribeState::Confirm,
+            who.email,
+            &who.lists,
+        ),
+        Ok(None) => not_found(),
+        Err(e) => failed(&e),
+    }
 }
 
 /// Unsubscribes from every list of the campaign, at once and idempotently:
@@ -103,13 +101,25 @@ async fn unsubscribe(
     State(state): State<AppState>,
     Path(token): Path<String>,
     body: Bytes,
-) -> Result<Response, WebError> {
-    let Some((campaign, subscriber, email, lists)) = lookup(&state, &token).await? else {
-        return Ok(not_found());
-    };
+) -> Response {
     let one_click = body.as_ref() == b"List-Unsubscribe=One-Click";
-    let source = if one_click { "one-click" } else { "link" };
-    let mut conn = state.db.acquire().await?;
-    subscribers::unsubscribe_from_campaign(&mut conn, campaign, subscriber, source).await?;
-    Ok(page(StatusCode::OK, UnsubscribeState::Done, email, &lists))
+    let done = async {
+        let mut conn = state.db.acquire().await?;
+        let found =
+            unsubscribe::lookup(&mut conn, &state.service.addressing.signer, &token).await?;
+        if let Some(who) = &found {
+            unsubscribe::confirm(&mut conn, who, one_click).await?;
+        }
+        Ok::<_, postino_service::Error>(found)
+    };
+    match done.await {
+        Ok(Some(who)) => page(
+            StatusCode::OK,
+            UnsubscribeState::Done,
+            who.email,
+            &who.lists,
+        ),
+        Ok(None) => not_found(),
+        Err(e) => failed(&e),
+    }
 }

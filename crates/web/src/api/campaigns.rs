@@ -5,17 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, Utc};
-use postino_compose::dkim::{DkimSigners, SignedBy};
-use postino_compose::{
-    Addressee, CampaignIdentity, CampaignSource, Recipient, Rendered, TemplateError,
-};
-use postino_db::campaigns::{self, Campaign, CampaignFields};
-use postino_db::dkim_keys::{self, DkimKey};
-use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
-use postino_domain::campaigns::{header_text, parse_subject};
 use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
-use postino_sandbox::{Sandbox, Template};
-use postino_smtp::{Connection, SendOutcome};
+use postino_service::campaigns::{self as service, CampaignDraft, Described, Preview, Progress};
+use postino_service::test_sends;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -23,17 +15,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::api::dkim_keys::{DkimSigning, signers_for};
-use crate::error::{FieldError, Problem, WebError};
+use crate::api::dkim_keys::DkimSigning;
+use crate::error::{Problem, WebError};
 use crate::extract::{ApiJson, IdPath};
-
-/// Most addresses one test send may go to.
-const MAX_TEST_RECIPIENTS: usize = 10;
-/// The scheduler listens here (`postino_scheduler::WAKE_CHANNEL`; the web
-/// crate does not depend on the scheduler, so the name is repeated).
-const SCHEDULER_CHANNEL: &str = "postino_scheduler";
-/// Largest body or template accepted.
-const MAX_BODY_BYTES: usize = 512 * 1024;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -80,11 +64,9 @@ pub(crate) struct CampaignResponse {
     dkim: DkimSigning,
 }
 
-impl CampaignResponse {
-    /// The campaign as shown, with what the enabled DKIM `keys` (newest
-    /// first) do for its From domain.
-    fn new(c: Campaign, keys: &[DkimKey]) -> Self {
-        let dkim = DkimSigning::for_sender(keys, &c.fields.from_email);
+impl From<Described> for CampaignResponse {
+    fn from(d: Described) -> Self {
+        let Described { campaign: c, dkim } = d;
         let f = c.fields;
         Self {
             id: c.uuid,
@@ -108,13 +90,8 @@ impl CampaignResponse {
             finished_at: c.finished_at,
             created_at: c.created_at,
             updated_at: c.updated_at,
-            dkim,
+            dkim: dkim.into(),
         }
-    }
-
-    async fn load(conn: &mut PgConnection, c: Campaign) -> Result<Self, WebError> {
-        let keys = dkim_keys::enabled(conn).await?;
-        Ok(Self::new(c, &keys))
     }
 }
 
@@ -127,39 +104,59 @@ pub(crate) struct CampaignsResponse {
 /// A campaign's content; on update, absent fields stay as they are.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct CampaignBody {
+struct CampaignBody {
     /// Internal name, 1 to 200 characters.
-    pub(crate) name: Option<String>,
+    name: Option<String>,
     /// Subject template, one line.
-    pub(crate) subject: Option<String>,
+    subject: Option<String>,
     /// Sender's display name, one line.
-    pub(crate) from_name: Option<String>,
+    from_name: Option<String>,
     #[schema(value_type = Option<String>, format = Email)]
-    pub(crate) from_email: Option<EmailAddress>,
+    from_email: Option<EmailAddress>,
     /// Where replies go; `null` removes it (replies go to the sender).
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>, format = Email)]
-    pub(crate) reply_to: Option<Option<EmailAddress>>,
+    reply_to: Option<Option<EmailAddress>>,
     /// Body template, checked when saved.
-    pub(crate) body: Option<String>,
-    pub(crate) body_format: Option<BodyFormat>,
+    body: Option<String>,
+    body_format: Option<BodyFormat>,
     /// Plain-text alternative; generated from the HTML when absent, and
     /// again once set to `null`.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
-    pub(crate) text_body: Option<Option<String>>,
+    text_body: Option<Option<String>>,
     /// Layout id; `null` sends the body without a layout.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
-    pub(crate) template: Option<Option<Uuid>>,
+    template: Option<Option<Uuid>>,
     /// Target lists.
-    pub(crate) lists: Option<Vec<Uuid>>,
+    lists: Option<Vec<Uuid>>,
     #[schema(value_type = Option<Vec<String>>)]
-    pub(crate) tags: Option<Tags>,
+    tags: Option<Tags>,
     /// Extra headers; reserved ones (From, Subject, List-Unsubscribe, …) are refused.
-    pub(crate) headers: Option<Vec<CustomHeader>>,
+    headers: Option<Vec<CustomHeader>>,
     /// Pin it to one SMTP server group; "" unpins it (any enabled server).
-    pub(crate) smtp_group: Option<String>,
+    smtp_group: Option<String>,
+}
+
+impl From<CampaignBody> for CampaignDraft {
+    fn from(b: CampaignBody) -> Self {
+        Self {
+            name: b.name,
+            subject: b.subject,
+            from_name: b.from_name,
+            from_email: b.from_email,
+            reply_to: b.reply_to,
+            body: b.body,
+            body_format: b.body_format,
+            text_body: b.text_body,
+            template: b.template,
+            lists: b.lists,
+            tags: b.tags,
+            headers: b.headers,
+            smtp_group: b.smtp_group,
+        }
+    }
 }
 
 /// Tells a field sent as `null` (`Some(None)`: clear it) from one left out
@@ -207,6 +204,23 @@ pub(crate) struct PreviewResponse {
     mime: String,
     /// Whether it was DKIM-signed, and with which key.
     pub(crate) dkim: DkimSigning,
+}
+
+impl From<Preview> for PreviewResponse {
+    fn from(p: Preview) -> Self {
+        Self {
+            subject: p.subject,
+            html: p.html,
+            text: p.text,
+            headers: p
+                .headers
+                .into_iter()
+                .map(|(name, value)| HeaderLine { name, value })
+                .collect(),
+            mime: p.mime,
+            dkim: p.dkim.into(),
+        }
+    }
 }
 
 /// Addresses for a test send.
@@ -259,6 +273,25 @@ pub(crate) struct StatsResponse {
     pub(crate) finished_at: Option<DateTime<Utc>>,
 }
 
+impl From<Progress> for StatsResponse {
+    fn from(p: Progress) -> Self {
+        Self {
+            status: p.status,
+            total: p.total,
+            enqueued: p.enqueued,
+            queued: p.queued,
+            sending: p.sending,
+            sent: p.sent,
+            failed: p.failed,
+            skipped: p.skipped,
+            rate_per_minute: p.rate_per_minute,
+            eta_seconds: p.eta_seconds,
+            started_at: p.started_at,
+            finished_at: p.finished_at,
+        }
+    }
+}
+
 /// One slot of a campaign's timeline.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TimelineSlot {
@@ -281,260 +314,16 @@ pub(crate) struct TimelineResponse {
     slots: Vec<TimelineSlot>,
 }
 
-pub(crate) fn campaign_not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("campaign"),
-        other => other.into(),
-    }
-}
-
-fn template_error(e: TemplateError) -> WebError {
-    let TemplateError {
-        field,
-        line,
-        reason,
-    } = e;
-    let line = line.map(|l| format!("line {l}: ")).unwrap_or_default();
-    WebError::invalid(field, line + &reason)
-}
-
-/// A sandboxed compile or render that failed: the template's fault is the
-/// user's to fix (422); a sandbox that cannot run is ours (500).
-pub(crate) fn sandbox_error(e: postino_sandbox::Error) -> WebError {
-    match e {
-        postino_sandbox::Error::Template(t) => template_error(t),
-        e @ postino_sandbox::Error::Unavailable(_) => WebError::Internal(Box::new(e)),
-    }
-}
-
-/// A campaign's content with every field present, checked.
-struct Checked {
-    fields: CampaignFields,
-    list_ids: Vec<i64>,
-    /// The same lists' public ids, for rendering before anything is stored.
-    lists: Vec<Uuid>,
-}
-
-/// Merges `body` over `base` (absent fields keep the base's values), checks
-/// every field and compiles the templates. Returns all field errors at once.
-async fn check(
-    conn: &mut PgConnection,
-    sandbox: &Sandbox,
-    base: Option<&Campaign>,
-    body: CampaignBody,
-) -> Result<(Checked, Template), WebError> {
-    let mut errors = Vec::new();
-    let mut require = |field: &str, value: Option<String>| -> String {
-        value.unwrap_or_else(|| {
-            errors.push(FieldError::new(field, "is required"));
-            String::new()
-        })
-    };
-    let base_f = base.map(|c| &c.fields);
-    let name = require("name", body.name.or_else(|| base_f.map(|f| f.name.clone())));
-    let subject = require(
-        "subject",
-        body.subject.or_else(|| base_f.map(|f| f.subject.clone())),
-    );
-    let content = require("body", body.body.or_else(|| base_f.map(|f| f.body.clone())));
-    let from_email = body
-        .from_email
-        .or_else(|| base_f.map(|f| f.from_email.clone()));
-    if from_email.is_none() {
-        errors.push(FieldError::new("from_email", "is required"));
-    }
-    let from_name = body
-        .from_name
-        .or_else(|| base_f.map(|f| f.from_name.clone()))
-        .unwrap_or_default();
-    let reply_to = body
-        .reply_to
-        .unwrap_or_else(|| base_f.and_then(|f| f.reply_to.clone()));
-    let body_format = body
-        .body_format
-        .or_else(|| base_f.map(|f| f.body_format))
-        .unwrap_or_default();
-    let text_body = body
-        .text_body
-        .unwrap_or_else(|| base_f.and_then(|f| f.text_body.clone()));
-    let tags = body
-        .tags
-        .or_else(|| base_f.map(|f| f.tags.clone()))
-        .unwrap_or_default();
-    let headers = body
-        .headers
-        .or_else(|| base_f.map(|f| f.headers.clone()))
-        .unwrap_or_default();
-    let list_uuids = body
-        .lists
-        .or_else(|| base.map(|c| c.lists.clone()))
-        .unwrap_or_default();
-    let template_uuid = body
-        .template
-        .unwrap_or_else(|| base.and_then(|c| c.template_uuid));
-    let smtp_group = match body.smtp_group.as_deref().map(str::trim) {
-        None => base_f.and_then(|f| f.smtp_group.clone()),
-        Some("") => None,
-        Some(g) => match postino_domain::ServerGroup::parse(g) {
-            Ok(g) => Some(g),
-            Err(e) => {
-                errors.push(FieldError::new("smtp_group", e.reason));
-                None
-            }
-        },
-    };
-
-    let name = match postino_domain::ListName::parse(&name) {
-        Ok(n) => n.as_str().to_owned(),
-        Err(e) => {
-            errors.push(FieldError::new("name", e.reason));
-            name
-        }
-    };
-    if let Err(e) = parse_subject(&subject) {
-        errors.push(FieldError::new("subject", e.reason));
-    }
-    if let Err(e) = header_text(&from_name, "from name", 0, 200) {
-        errors.push(FieldError::new("from_name", e.reason));
-    }
-    if content.len() > MAX_BODY_BYTES
-        || text_body.as_ref().is_some_and(|t| t.len() > MAX_BODY_BYTES)
-    {
-        errors.push(FieldError::new("body", "must be at most 512 KiB"));
-    }
-    if headers.len() > 20 {
-        errors.push(FieldError::new("headers", "at most 20 custom headers"));
-    }
-    let found = lists::resolve(conn, &list_uuids).await?;
-    let mut list_ids = Vec::with_capacity(list_uuids.len());
-    for (i, uuid) in list_uuids.iter().enumerate() {
-        match found.iter().find(|(u, _, _)| u == uuid) {
-            Some(&(_, id, _)) => list_ids.push(id),
-            None => errors.push(FieldError::new(
-                format!("lists[{i}]"),
-                format!("no list has id {uuid}"),
-            )),
-        }
-    }
-    let layout = match template_uuid {
-        Some(uuid) => match templates::get(conn, uuid).await {
-            Ok(l) => Some(l),
-            Err(DbError::NotFound) => {
-                errors.push(FieldError::new(
-                    "template",
-                    format!("no template has id {uuid}"),
-                ));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => None,
-    };
-    if !errors.is_empty() {
-        return Err(WebError::Invalid(errors));
-    }
-    let compiled = sandbox
-        .compile(&CampaignSource {
-            uuid: base.map_or(Uuid::nil(), |c| c.uuid),
-            name: &name,
-            subject: &subject,
-            body: &content,
-            format: body_format,
-            text_body: text_body.as_deref(),
-            layout: layout.as_ref().map(|l| l.body.as_str()),
-        })
-        .await
-        .map_err(sandbox_error)?;
-    let from_email = from_email.ok_or_else(|| WebError::invalid("from_email", "is required"))?;
-    Ok((
-        Checked {
-            fields: CampaignFields {
-                name,
-                subject,
-                from_name: from_name.trim().to_owned(),
-                from_email,
-                reply_to,
-                body: content,
-                body_format,
-                text_body,
-                template_id: layout.as_ref().map(|l| l.id),
-                tags,
-                headers,
-                smtp_group,
-            },
-            list_ids,
-            lists: list_uuids,
-        },
-        compiled,
-    ))
-}
-
-/// Compiles a stored campaign (it was checked when saved).
-async fn compile_stored(
-    conn: &mut PgConnection,
-    sandbox: &Sandbox,
-    c: &Campaign,
-) -> Result<(Template, Option<String>), WebError> {
-    let layout = match c.fields.template_id {
-        Some(id) => Some(templates::get_by_id(conn, id).await?.body),
-        None => None,
-    };
-    let f = &c.fields;
-    let compiled = sandbox
-        .compile(&CampaignSource {
-            uuid: c.uuid,
-            name: &f.name,
-            subject: &f.subject,
-            body: &f.body,
-            format: f.body_format,
-            text_body: f.text_body.as_deref(),
-            layout: layout.as_deref(),
-        })
-        .await
-        .map_err(sandbox_error)?;
-    Ok((compiled, layout))
-}
-
 /// List campaigns.
 #[utoipa::path(get, path = "/campaigns", tag = "campaigns", responses((status = 200, description = "OK", body = CampaignsResponse)))]
 async fn list_campaigns(
     State(state): State<AppState>,
 ) -> Result<Json<CampaignsResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let items = campaigns::all(&mut conn).await?;
-    let keys = dkim_keys::enabled(&mut conn).await?;
+    let items = service::all(&mut conn).await?;
     Ok(Json(CampaignsResponse {
-        items: items
-            .into_iter()
-            .map(|c| CampaignResponse::new(c, &keys))
-            .collect(),
+        items: items.into_iter().map(CampaignResponse::from).collect(),
     }))
-}
-
-/// Checks `body` and stores it as a new draft: the API's create and the
-/// dashboard's editor share this.
-pub(crate) async fn create_draft(
-    conn: &mut PgConnection,
-    sandbox: &Sandbox,
-    body: CampaignBody,
-) -> Result<Campaign, WebError> {
-    let (checked, _) = check(conn, sandbox, None, body).await?;
-    Ok(campaigns::create(conn, &checked.fields, &checked.list_ids).await?)
-}
-
-/// Changes the content of campaign `id`, if its status still allows edits.
-pub(crate) async fn update_content(
-    conn: &mut PgConnection,
-    sandbox: &Sandbox,
-    id: Uuid,
-    body: CampaignBody,
-) -> Result<Campaign, WebError> {
-    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    if !current.status.is_editable() {
-        return Err(not_in_state(&current, "edit"));
-    }
-    let (checked, _) = check(conn, sandbox, Some(&current), body).await?;
-    Ok(campaigns::update(conn, current.id, &checked.fields, &checked.list_ids).await?)
 }
 
 /// Create a draft campaign. Templates are checked now, not at send time.
@@ -546,10 +335,10 @@ async fn create_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<(StatusCode, Json<CampaignResponse>), WebError> {
     let mut tx = state.db.begin().await?;
-    let campaign = create_draft(&mut tx, &state.templates, body).await?;
-    let response = CampaignResponse::load(&mut tx, campaign).await?;
+    let campaign = service::create_draft(&state.service, &mut tx, body.into()).await?;
+    let response = service::describe(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, Json(response.into())))
 }
 
 /// Get a campaign.
@@ -561,17 +350,8 @@ async fn get_campaign(
     IdPath(id): IdPath,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let campaign = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
-    Ok(Json(CampaignResponse::load(&mut conn, campaign).await?))
-}
-
-fn not_in_state(c: &Campaign, doing: &str) -> WebError {
-    WebError::Conflict {
-        field: "status".to_owned(),
-        message: format!("cannot {doing} a campaign that is {}", c.status),
-    }
+    let campaign = service::get(&mut conn, id).await?;
+    Ok(Json(service::describe(&mut conn, campaign).await?.into()))
 }
 
 /// Change a campaign's content (draft, scheduled or paused campaigns only).
@@ -587,10 +367,10 @@ async fn update_campaign(
     ApiJson(body): ApiJson<CampaignBody>,
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let campaign = update_content(&mut tx, &state.templates, id, body).await?;
-    let response = CampaignResponse::load(&mut tx, campaign).await?;
+    let campaign = service::update_content(&state.service, &mut tx, id, body.into()).await?;
+    let response = service::describe(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok(Json(response))
+    Ok(Json(response.into()))
 }
 
 /// Delete a campaign that is not sending (draft, scheduled, finished or cancelled).
@@ -603,22 +383,8 @@ async fn delete_campaign(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    delete(&mut conn, id).await?;
+    service::delete(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes campaign `id` with its deliveries, unless it is sending or
-/// paused (cancel it first).
-pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
-    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    if matches!(
-        current.status,
-        CampaignStatus::Running | CampaignStatus::Paused
-    ) {
-        return Err(not_in_state(&current, "delete"));
-    }
-    campaigns::delete(conn, current.id).await?;
-    Ok(())
 }
 
 /// Move a campaign through its lifecycle: schedule (with `send_at`), start
@@ -637,148 +403,10 @@ async fn change_status(
 ) -> Result<Json<CampaignResponse>, WebError> {
     let mut tx = state.db.begin().await?;
     let send_at = body.send_at.map(|t| t.with_timezone(&Utc));
-    let campaign = move_to(&mut tx, &state, id, body.status, send_at).await?;
-    let response = CampaignResponse::load(&mut tx, campaign).await?;
+    let campaign = service::move_to(&state.service, &mut tx, id, body.status, send_at).await?;
+    let response = service::describe(&mut tx, campaign).await?;
     tx.commit().await?;
-    Ok(Json(response))
-}
-
-/// Moves campaign `id` to status `to` (with `send_at` when scheduling),
-/// under the lifecycle's rules: an illegal move is a conflict naming the
-/// current state. Run it in a transaction; the scheduler is woken on commit.
-pub(crate) async fn move_to(
-    conn: &mut PgConnection,
-    state: &AppState,
-    id: Uuid,
-    to: CampaignStatus,
-    send_at: Option<DateTime<Utc>>,
-) -> Result<Campaign, WebError> {
-    let current = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    if to == CampaignStatus::Finished || !current.status.can_transition_to(to) {
-        return Err(WebError::Conflict {
-            field: "status".to_owned(),
-            message: format!("a campaign that is {} cannot become {to}", current.status),
-        });
-    }
-    match (to, send_at) {
-        (CampaignStatus::Scheduled, None) => {
-            return Err(WebError::invalid(
-                "send_at",
-                "is required to schedule a campaign",
-            ));
-        }
-        (CampaignStatus::Scheduled, Some(at)) if at <= Utc::now() => {
-            return Err(WebError::invalid(
-                "send_at",
-                "must be in the future; to send now, set status running",
-            ));
-        }
-        (CampaignStatus::Scheduled, _) => {}
-        (_, Some(_)) => return Err(WebError::invalid("send_at", "is only used when scheduling")),
-        _ => {}
-    }
-    if matches!(to, CampaignStatus::Scheduled | CampaignStatus::Running)
-        && current.status != CampaignStatus::Paused
-    {
-        ready_to_send(
-            conn,
-            &state.templates,
-            &current,
-            state.campaigns.require_unsubscribe_link,
-        )
-        .await?;
-    }
-    if !campaigns::transition(conn, current.id, current.status, to, send_at).await? {
-        return Err(WebError::Conflict {
-            field: "status".to_owned(),
-            message: "the campaign changed state meanwhile; reload it and try again".to_owned(),
-        });
-    }
-    if to == CampaignStatus::Running {
-        campaigns::wake_scheduler(conn, SCHEDULER_CHANNEL).await?;
-    }
-    Ok(campaigns::get_by_id(conn, current.id).await?)
-}
-
-/// A campaign may start only with lists, a body that renders, and (unless
-/// turned off) an unsubscribe link in what recipients see.
-async fn ready_to_send(
-    conn: &mut PgConnection,
-    sandbox: &Sandbox,
-    c: &Campaign,
-    require_unsubscribe: bool,
-) -> Result<(), WebError> {
-    if c.lists.is_empty() {
-        return Err(WebError::invalid(
-            "lists",
-            "a campaign needs at least one list before it can start",
-        ));
-    }
-    let (_, layout) = compile_stored(conn, sandbox, c).await?;
-    if require_unsubscribe {
-        let mentions = |s: &str| s.contains("unsubscribe_url");
-        let visible = mentions(&c.fields.body)
-            || layout.as_deref().is_some_and(mentions)
-            || c.fields.text_body.as_deref().is_some_and(mentions);
-        if !visible {
-            return Err(WebError::invalid(
-                "body",
-                "add an unsubscribe link ({{ unsubscribe_url }}) to the body or its template before sending",
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Renders the message for `recipient`, builds its MIME form and
-/// DKIM-signs it, exactly as the sender would (bar the delivery's VERP
-/// return path). Says which key signed it, if any.
-async fn render_message(
-    state: &AppState,
-    campaign: &Campaign,
-    compiled: &Template,
-    signers: &DkimSigners,
-    recipient: &Recipient,
-    to: &EmailAddress,
-) -> Result<(Rendered, postino_compose::OutgoingMessage, Option<SignedBy>), WebError> {
-    let identity = CampaignIdentity {
-        uuid: campaign.uuid,
-        from_name: campaign.fields.from_name.clone(),
-        from_email: campaign.fields.from_email.clone(),
-        reply_to: campaign.fields.reply_to.clone(),
-        headers: campaign.fields.headers.clone(),
-    };
-    let to = Addressee {
-        recipient,
-        to,
-        list: campaign.lists.first().copied(),
-        delivery: None,
-    };
-    let unsubscribe_url = state
-        .addressing
-        .unsubscribe_url(identity.uuid, recipient.id);
-    let rendered = compiled
-        .render(recipient, &unsubscribe_url)
-        .await
-        .map_err(sandbox_error)?;
-    let mut message = state
-        .addressing
-        .build(&rendered, &identity, to)
-        .map_err(|e| WebError::Internal(Box::new(e)))?;
-    let signed = signers
-        .sign(&campaign.fields.from_email, &mut message)
-        .map_err(|e| WebError::Internal(Box::new(e)))?;
-    Ok((rendered, message, signed))
-}
-
-fn recipient_of(s: &postino_db::subscribers::Subscriber) -> Recipient {
-    Recipient {
-        id: s.uuid,
-        email: s.email.to_string(),
-        name: s.name.as_str().to_owned(),
-        attributes: s.attributes.as_map().clone(),
-        created_at: s.created_at,
-    }
+    Ok(Json(response.into()))
 }
 
 /// Render the campaign for one subscriber (or a sample one): subject, HTML,
@@ -794,115 +422,10 @@ async fn preview(
     ApiJson(body): ApiJson<PreviewRequest>,
 ) -> Result<Json<PreviewResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let campaign = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
-    Ok(Json(
-        preview_stored(&mut conn, &state, &campaign, body.subscriber).await?,
-    ))
-}
-
-/// Renders the stored `campaign` for one subscriber (a sample one when
-/// `None`).
-pub(crate) async fn preview_stored(
-    conn: &mut PgConnection,
-    state: &AppState,
-    campaign: &Campaign,
-    subscriber: Option<Uuid>,
-) -> Result<PreviewResponse, WebError> {
-    let (compiled, _) = compile_stored(conn, &state.templates, campaign).await?;
-    render_preview(conn, state, campaign, &compiled, subscriber).await
-}
-
-/// Checks `body` as if it were saved over `base` and renders it for one
-/// subscriber (a sample one when `None`), storing nothing: the dashboard's
-/// live preview, with the same field errors the API gives.
-pub(crate) async fn preview_unsaved(
-    conn: &mut PgConnection,
-    state: &AppState,
-    base: Option<&Campaign>,
-    body: CampaignBody,
-    subscriber: Option<Uuid>,
-) -> Result<PreviewResponse, WebError> {
-    let (checked, compiled) = check(conn, &state.templates, base, body).await?;
-    let now = Utc::now();
-    let unsaved = Campaign {
-        id: base.map_or(0, |c| c.id),
-        uuid: base.map_or(Uuid::nil(), |c| c.uuid),
-        fields: checked.fields,
-        template_uuid: None,
-        lists: checked.lists,
-        status: CampaignStatus::Draft,
-        status_reason: None,
-        send_at: None,
-        started_at: None,
-        finished_at: None,
-        enqueued_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    render_preview(conn, state, &unsaved, &compiled, subscriber).await
-}
-
-/// Renders `campaign` for one subscriber, or a sample one when `None`.
-async fn render_preview(
-    conn: &mut PgConnection,
-    state: &AppState,
-    campaign: &Campaign,
-    compiled: &Template,
-    subscriber: Option<Uuid>,
-) -> Result<PreviewResponse, WebError> {
-    let (recipient, to) = match subscriber {
-        Some(uuid) => match subscribers::get(conn, uuid).await {
-            Ok(s) => (recipient_of(&s), s.email),
-            Err(DbError::NotFound) => {
-                return Err(WebError::invalid(
-                    "subscriber",
-                    format!("no subscriber has id {uuid}"),
-                ));
-            }
-            Err(e) => return Err(e.into()),
-        },
-        None => {
-            let sample = Recipient::sample();
-            let to =
-                EmailAddress::parse(&sample.email).map_err(|e| WebError::Internal(Box::new(e)))?;
-            (sample, to)
-        }
-    };
-    let from = &campaign.fields.from_email;
-    let (signers, unusable) = signers_for(conn, state, from).await?;
-    let (rendered, message, signed) =
-        render_message(state, campaign, compiled, &signers, &recipient, &to).await?;
-    let mime = String::from_utf8_lossy(&message.bytes).into_owned();
-    Ok(PreviewResponse {
-        subject: rendered.subject,
-        html: rendered.html,
-        text: rendered.text,
-        headers: header_lines(&mime),
-        mime,
-        dkim: DkimSigning::outcome(signed.as_ref(), &unusable, from),
-    })
-}
-
-/// The header block of a MIME message, unfolded.
-fn header_lines(mime: &str) -> Vec<HeaderLine> {
-    let head = mime.split("\r\n\r\n").next().unwrap_or_default();
-    let mut lines: Vec<HeaderLine> = Vec::new();
-    for line in head.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = lines.last_mut() {
-                last.value.push(' ');
-                last.value.push_str(line.trim());
-            }
-        } else if let Some((name, value)) = line.split_once(':') {
-            lines.push(HeaderLine {
-                name: name.to_owned(),
-                value: value.trim().to_owned(),
-            });
-        }
-    }
-    lines
+    let campaign = service::get(&mut conn, id).await?;
+    let preview =
+        service::preview_stored(&state.service, &mut conn, &campaign, body.subscriber).await?;
+    Ok(Json(preview.into()))
 }
 
 /// Send the real message to a few addresses through the configured SMTP
@@ -918,93 +441,20 @@ async fn test_send(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<TestSendRequest>,
 ) -> Result<Json<TestSendResponse>, WebError> {
-    let mut conn = state.db.acquire().await?;
-    Ok(Json(send_test(&mut conn, &state, id, &body.emails).await?))
-}
-
-/// Sends campaign `id` to the test addresses `emails` now and reports each
-/// server's reply.
-pub(crate) async fn send_test(
-    conn: &mut PgConnection,
-    state: &AppState,
-    id: Uuid,
-    emails: &[EmailAddress],
-) -> Result<TestSendResponse, WebError> {
-    if emails.is_empty() || emails.len() > MAX_TEST_RECIPIENTS {
-        return Err(WebError::invalid(
-            "emails",
-            format!("give 1 to {MAX_TEST_RECIPIENTS} addresses"),
-        ));
-    }
-    let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    let (compiled, _) = compile_stored(&mut *conn, &state.templates, &campaign).await?;
-    let server = postino_db::smtp_servers::enabled(&mut *conn)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| WebError::Conflict {
-            field: String::new(),
-            message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
-        })?;
-    let mut settings = server.settings;
-    settings.password = state
-        .addressing
-        .relay_passwords
-        .open(server.sealed_password.as_ref().map(|s| s.0.as_slice()))
-        .map_err(|e| WebError::Conflict {
-            field: String::new(),
-            message: format!("SMTP server {}: {e}", server.name),
-        })?;
-    let from = &campaign.fields.from_email;
-    let (signers, unusable) = signers_for(conn, state, from).await?;
-    let mut signed_by = None;
-    let mut session: Option<Connection> = None;
-    let mut results = Vec::with_capacity(emails.len());
-    for email in emails {
-        let recipient = match subscribers::find_by_email(&mut *conn, email).await? {
-            Some(s) => recipient_of(&s),
-            None => Recipient {
-                email: email.to_string(),
-                ..Recipient::sample()
-            },
-        };
-        let (_, message, signed) =
-            render_message(state, &campaign, &compiled, &signers, &recipient, email).await?;
-        signed_by = signed;
-        if session.as_ref().is_some_and(|s| !s.is_reusable()) {
-            session = None;
-        }
-        let outcome = match session.as_mut() {
-            Some(s) => s.send(&message.from, email, &message.bytes).await,
-            None => match Connection::open(&settings).await {
-                Ok(mut opened) => {
-                    let outcome = opened.send(&message.from, email, &message.bytes).await;
-                    session = Some(opened);
-                    outcome
-                }
-                Err(failed) => failed,
-            },
-        };
-        let (accepted, code, reply) = match outcome {
-            SendOutcome::Sent { code, reply } => (true, Some(code), reply),
-            SendOutcome::TempFail { code, reply } | SendOutcome::PermFail { code, reply } => {
-                (false, code, reply)
-            }
-        };
-        results.push(TestSendResult {
-            email: email.to_string(),
-            accepted,
-            code,
-            reply,
-        });
-    }
-    if let Some(s) = session {
-        s.close().await;
-    }
-    Ok(TestSendResponse {
-        results,
-        dkim: DkimSigning::outcome(signed_by.as_ref(), &unusable, from),
-    })
+    let report = test_sends::send(&state.service, &state.db, id, &body.emails).await?;
+    Ok(Json(TestSendResponse {
+        results: report
+            .results
+            .into_iter()
+            .map(|r| TestSendResult {
+                email: r.email,
+                accepted: r.accepted,
+                code: r.code,
+                reply: r.reply,
+            })
+            .collect(),
+        dkim: report.dkim.into(),
+    }))
 }
 
 /// Progress: deliveries by state, sending rate, time left.
@@ -1016,10 +466,8 @@ async fn stats(
     IdPath(id): IdPath,
 ) -> Result<Json<StatsResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let campaign = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
-    Ok(Json(progress(&mut conn, &campaign).await?))
+    let campaign = service::get(&mut conn, id).await?;
+    Ok(Json(service::progress(&mut conn, &campaign).await?.into()))
 }
 
 /// When its messages were delivered or given up on, in slots.
@@ -1031,17 +479,8 @@ async fn timeline(
     IdPath(id): IdPath,
 ) -> Result<Json<TimelineResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let c = campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?;
-    let Some(started) = c.started_at else {
-        return Ok(Json(TimelineResponse {
-            slot_seconds: deliveries::timeline_slot(0),
-            slots: Vec::new(),
-        }));
-    };
-    let end = c.finished_at.unwrap_or_else(Utc::now);
-    let t = deliveries::timeline(&mut conn, c.id, started, end).await?;
+    let campaign = service::get(&mut conn, id).await?;
+    let t = service::timeline(&mut conn, &campaign).await?;
     Ok(Json(TimelineResponse {
         slot_seconds: t.slot_secs,
         slots: t
@@ -1054,29 +493,4 @@ async fn timeline(
             })
             .collect(),
     }))
-}
-
-/// `campaign`'s deliveries by state, its sending rate and the time left.
-pub(crate) async fn progress(
-    conn: &mut PgConnection,
-    campaign: &Campaign,
-) -> Result<StatsResponse, WebError> {
-    let c = deliveries::counts(conn, campaign.id).await?;
-    let pending = c.queued + c.sending;
-    let eta_seconds =
-        (c.sent_last_minute > 0 && pending > 0).then(|| pending * 60 / c.sent_last_minute);
-    Ok(StatsResponse {
-        status: campaign.status,
-        total: c.queued + c.sending + c.sent + c.failed + c.skipped,
-        enqueued: campaign.enqueued_at.is_some(),
-        queued: c.queued,
-        sending: c.sending,
-        sent: c.sent,
-        failed: c.failed,
-        skipped: c.skipped,
-        rate_per_minute: c.sent_last_minute,
-        eta_seconds,
-        started_at: campaign.started_at,
-        finished_at: campaign.finished_at,
-    })
 }

@@ -4,8 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use postino_db::deliveries::{self, DeliveryRow, Retried};
-use postino_db::{DbError, PgConnection, campaigns};
+use postino_db::deliveries::DeliveryRow;
 use postino_domain::{Cursor, DeliveryStatus, PageSize};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -85,13 +84,6 @@ pub(crate) struct RetryResponse {
     requeued: u64,
 }
 
-fn campaign_not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("campaign"),
-        other => other.into(),
-    }
-}
-
 /// A campaign's deliveries in recipient order, with the last SMTP reply of
 /// each: `?status=failed` lists who did not get it, and why.
 #[utoipa::path(get, path = "/campaigns/{id}/deliveries", tag = "campaigns",
@@ -113,31 +105,12 @@ async fn list_deliveries(
         .map_err(|e| WebError::invalid("cursor", e.reason))?
         .map_or(0, Cursor::key);
     let mut conn = state.db.acquire().await?;
-    let (rows, next_cursor) = page(&mut conn, id, params.status, after, limit).await?;
+    let (rows, next_cursor) =
+        postino_service::deliveries::page(&mut conn, id, params.status, after, limit).await?;
     Ok(Json(DeliveryPage {
         items: rows.into_iter().map(DeliveryResponse::from).collect(),
         next_cursor,
     }))
-}
-
-/// One page of campaign `id`'s deliveries after subscriber key `after`, and
-/// the cursor of the next page if there is one.
-pub(crate) async fn page(
-    conn: &mut PgConnection,
-    id: Uuid,
-    status: Option<DeliveryStatus>,
-    after: i64,
-    limit: PageSize,
-) -> Result<(Vec<DeliveryRow>, Option<String>), WebError> {
-    let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    // One row more than asked says whether another page follows.
-    let mut rows = deliveries::page(conn, campaign.id, status, after, limit.get() + 1).await?;
-    let more = rows.len() > usize::try_from(limit.get()).unwrap_or(usize::MAX);
-    rows.truncate(usize::try_from(limit.get()).unwrap_or(usize::MAX));
-    let next_cursor = more
-        .then(|| rows.last().map(|r| Cursor::after(r.subscriber_id).encode()))
-        .flatten();
-    Ok((rows, next_cursor))
 }
 
 /// Queue a campaign's failed deliveries again, as new, and reopen the
@@ -152,21 +125,7 @@ async fn retry_failed(
     IdPath(id): IdPath,
 ) -> Result<Json<RetryResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let requeued = retry(&mut tx, id).await?;
+    let requeued = postino_service::deliveries::retry(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(RetryResponse { requeued }))
-}
-
-/// Queues campaign `id`'s failed deliveries again; how many went back.
-pub(crate) async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<u64, WebError> {
-    let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    match deliveries::retry_failed(conn, campaign.id).await? {
-        Retried::Requeued(requeued) => Ok(requeued),
-        Retried::NotSending(status) => Err(WebError::Conflict {
-            field: "status".to_owned(),
-            message: format!(
-                "the campaign is {status}; only a running, paused or finished campaign can retry its failures"
-            ),
-        }),
-    }
 }

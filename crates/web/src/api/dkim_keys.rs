@@ -10,13 +10,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_compose::dkim::{
-    DkimKeyError, DkimSigners, DnsRecord, KeyPair, SealedKey, SignedBy, Unusable,
-};
+use postino_compose::dkim::{DkimKeyError, DnsRecord, KeyPair};
+use postino_db::PgConnection;
 use postino_db::dkim_keys::{self, DkimKey, NewDkimKey};
-use postino_db::{DbError, PgConnection};
-use postino_domain::dkim::signing_domains;
-use postino_domain::{DkimAlgorithm, DkimDomain, DkimSelector, EmailAddress};
+use postino_domain::{DkimAlgorithm, DkimDomain, DkimSelector};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -152,6 +149,7 @@ pub(crate) async fn create(state: &AppState, body: NewDkimKeyBody) -> Result<Dki
         }
     };
     let sealed = state
+        .service
         .addressing
         .dkim_vault
         .seal(
@@ -178,8 +176,12 @@ pub(crate) async fn create(state: &AppState, body: NewDkimKeyBody) -> Result<Dki
 
 /// Deletes key `id`.
 pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
-    let stored = dkim_keys::get(conn, id).await.map_err(not_found)?;
-    dkim_keys::delete(conn, stored.id).await.map_err(not_found)
+    let stored = dkim_keys::get(conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("DKIM key"))?;
+    Ok(dkim_keys::delete(conn, stored.id)
+        .await
+        .map_err(postino_service::Error::not_found("DKIM key"))?)
 }
 
 /// The DNS TXT record that publishes `key`'s public half.
@@ -187,13 +189,6 @@ pub(crate) fn dns_record(key: &DkimKey) -> DnsRecord {
     use base64::Engine;
     let p = base64::engine::general_purpose::STANDARD.encode(&key.public_key);
     DnsRecord::new(&key.domain, &key.selector, key.algorithm, &p)
-}
-
-fn not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("DKIM key"),
-        other => other.into(),
-    }
 }
 
 fn key_error(e: DkimKeyError) -> WebError {
@@ -238,7 +233,9 @@ async fn get_key(
     IdPath(id): IdPath,
 ) -> Result<Json<DkimKeyResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let key = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
+    let key = dkim_keys::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("DKIM key"))?;
     Ok(Json(key.into()))
 }
 
@@ -255,10 +252,12 @@ async fn update_key(
     ApiJson(body): ApiJson<DkimKeyChange>,
 ) -> Result<Json<DkimKeyResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let stored = dkim_keys::get(&mut conn, id).await.map_err(not_found)?;
+    let stored = dkim_keys::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("DKIM key"))?;
     let key = dkim_keys::set_enabled(&mut conn, stored.id, body.enabled)
         .await
-        .map_err(not_found)?;
+        .map_err(postino_service::Error::not_found("DKIM key"))?;
     Ok(Json(key.into()))
 }
 
@@ -291,87 +290,16 @@ pub(crate) struct DkimSigning {
     pub(crate) note: String,
 }
 
-impl DkimSigning {
-    fn signed(by: &SignedBy) -> Self {
+impl From<postino_service::dkim::Signing> for DkimSigning {
+    fn from(s: postino_service::dkim::Signing) -> Self {
         Self {
-            signed: true,
-            domain: Some(by.domain.as_str().to_owned()),
-            selector: Some(by.selector.as_str().to_owned()),
-            algorithm: Some(by.algorithm),
-            note: format!(
-                "signed with {}._domainkey.{} ({})",
-                by.selector.as_str(),
-                by.domain.as_str(),
-                by.algorithm
-            ),
+            signed: s.signed,
+            domain: s.domain,
+            selector: s.selector,
+            algorithm: s.algorithm,
+            note: s.note,
         }
     }
-
-    fn unsigned(note: String) -> Self {
-        Self {
-            signed: false,
-            domain: None,
-            selector: None,
-            algorithm: None,
-            note,
-        }
-    }
-
-    fn no_key(from_domain: &str) -> Self {
-        Self::unsigned(format!(
-            "not signed: no enabled DKIM key for {from_domain} or a parent domain; add one under /api/v1/dkim-keys"
-        ))
-    }
-
-    /// What the enabled `keys` (newest first) do for mail from `from`.
-    pub(crate) fn for_sender(keys: &[DkimKey], from: &EmailAddress) -> Self {
-        let key = signing_domains(from.domain())
-            .find_map(|d| keys.iter().find(|k| k.domain.as_str() == d));
-        match key {
-            Some(k) => Self::signed(&SignedBy {
-                domain: k.domain.clone(),
-                selector: k.selector.clone(),
-                algorithm: k.algorithm,
-            }),
-            None => Self::no_key(from.domain()),
-        }
-    }
-
-    /// What happened when a message from `from` was signed (or not).
-    pub(crate) fn outcome(
-        by: Option<&SignedBy>,
-        unusable: &[Unusable],
-        from: &EmailAddress,
-    ) -> Self {
-        match (by, unusable.first()) {
-            (Some(by), _) => Self::signed(by),
-            (None, Some(u)) => Self::unsigned(format!(
-                "not signed: the key {}._domainkey.{} cannot be used: {}",
-                u.selector, u.domain, u.reason
-            )),
-            (None, None) => Self::no_key(from.domain()),
-        }
-    }
-}
-
-/// The signers for mail from `from`: its domain's enabled keys and its
-/// parents', opened, with the keys that could not be.
-pub(crate) async fn signers_for(
-    conn: &mut PgConnection,
-    state: &AppState,
-    from: &EmailAddress,
-) -> Result<(DkimSigners, Vec<Unusable>), WebError> {
-    let domains: Vec<String> = signing_domains(from.domain()).map(str::to_owned).collect();
-    let rows = dkim_keys::enabled_sealed(conn, Some(&domains)).await?;
-    Ok(DkimSigners::open(
-        &state.addressing.dkim_vault,
-        rows.iter().map(|k| SealedKey {
-            domain: &k.domain,
-            selector: &k.selector,
-            algorithm: k.algorithm,
-            sealed: &k.sealed,
-        }),
-    ))
 }
 
 #[cfg(test)]

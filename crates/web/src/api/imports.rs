@@ -230,7 +230,7 @@ pub(crate) async fn upload(
     ignore: &[&str],
 ) -> Result<Import, WebError> {
     let id = Uuid::now_v7();
-    let settings = &state.imports;
+    let settings = &state.service.imports;
     let (path, mut file) = store::create(&settings.dir, id)
         .await
         .map_err(|e| WebError::Internal(Box::new(e)))?;
@@ -260,7 +260,7 @@ async fn receive(
     params: &mut ImportParams,
     ignore: &[&str],
 ) -> Result<Upload, WebError> {
-    let limit = state.imports.max_upload_bytes;
+    let limit = state.service.imports.max_upload_bytes;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -458,13 +458,6 @@ async fn start(
     Ok(job)
 }
 
-pub(crate) fn import_not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("import"),
-        other => other.into(),
-    }
-}
-
 /// Recent imports, newest first (up to 100).
 #[utoipa::path(get, path = "/imports", tag = "imports",
     responses((status = 200, description = "OK", body = ImportList)))]
@@ -487,7 +480,7 @@ async fn get_import(
     let mut conn = state.db.acquire().await?;
     let job = imports::get(&mut conn, id)
         .await
-        .map_err(import_not_found)?;
+        .map_err(postino_service::Error::not_found("import"))?;
     Ok(Json(job.into()))
 }
 
@@ -515,7 +508,7 @@ pub(crate) async fn cancel(db: &PgPool, id: Uuid) -> Result<Import, WebError> {
                 message: "the import has already ended".to_owned(),
             });
         }
-        Err(e) => return Err(import_not_found(e)),
+        Err(e) => return Err(postino_service::Error::not_found("import")(e).into()),
     };
     if job.owns_file {
         store::discard(std::path::Path::new(&job.file_path)).await;
@@ -539,7 +532,7 @@ pub(crate) async fn error_report(db: &PgPool, id: Uuid) -> Result<Response, WebE
     let mut conn = db.acquire().await?;
     let job = imports::get(&mut conn, id)
         .await
-        .map_err(import_not_found)?;
+        .map_err(postino_service::Error::not_found("import"))?;
     drop(conn);
     let start = ErrorStream {
         pool: db.clone(),

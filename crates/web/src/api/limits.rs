@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_db::{DbError, PgConnection, policy};
+use postino_db::{PgConnection, policy};
 use postino_domain::DomainLimit;
 use postino_domain::policy::check_rate;
 use serde::{Deserialize, Serialize};
@@ -193,16 +193,9 @@ pub(crate) async fn remove_domain_limit(
     domain: &str,
 ) -> Result<(), WebError> {
     let domain = domain_in_path(domain)?;
-    policy::delete_domain_limit(conn, &domain)
+    Ok(policy::delete_domain_limit(conn, &domain)
         .await
-        .map_err(not_found)
-}
-
-fn not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("domain limit"),
-        other => other.into(),
-    }
+        .map_err(postino_service::Error::not_found("domain limit"))?)
 }
 
 /// Every per-domain limit, by domain.
@@ -231,7 +224,7 @@ async fn get_domain_limit(
     let mut conn = state.db.acquire().await?;
     let limit = policy::domain_limit(&mut conn, &domain)
         .await
-        .map_err(not_found)?;
+        .map_err(postino_service::Error::not_found("domain limit"))?;
     Ok(Json(limit.into()))
 }
 

@@ -4,8 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use postino_db::lists::{self, List, ListChanges, NewList};
 use postino_domain::{ListName, ListVisibility, OptIn, Tags};
+use postino_service::lists::{self, List, ListChanges, NewList};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -106,11 +106,6 @@ pub(crate) struct UpdateList {
     tags: Option<Tags>,
 }
 
-fn description(raw: &str) -> Result<String, WebError> {
-    postino_domain::lists::parse_description(raw)
-        .map_err(|e| WebError::invalid("description", e.reason))
-}
-
 /// List every list with its subscriber counts.
 #[utoipa::path(get, path = "/lists", tag = "lists",
     responses((status = 200, description = "OK", body = ListsResponse)))]
@@ -132,13 +127,13 @@ async fn create_list(
 ) -> Result<(StatusCode, Json<ListResponse>), WebError> {
     let new = NewList {
         name: body.name,
-        description: description(&body.description)?,
+        description: body.description,
         opt_in: body.opt_in,
         visibility: body.visibility,
         tags: body.tags,
     };
     let mut conn = state.db.acquire().await?;
-    let list = lists::create(&mut conn, &new).await?;
+    let list = lists::create(&mut conn, new).await?;
     Ok((StatusCode::CREATED, Json(list.into())))
 }
 
@@ -151,7 +146,7 @@ async fn get_list(
     IdPath(id): IdPath,
 ) -> Result<Json<ListResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let list = lists::get(&mut conn, id).await.map_err(not_found)?;
+    let list = lists::get(&mut conn, id).await?;
     Ok(Json(list.into()))
 }
 
@@ -168,15 +163,13 @@ async fn update_list(
 ) -> Result<Json<ListResponse>, WebError> {
     let changes = ListChanges {
         name: body.name,
-        description: body.description.as_deref().map(description).transpose()?,
+        description: body.description,
         opt_in: body.opt_in,
         visibility: body.visibility,
         tags: body.tags,
     };
     let mut conn = state.db.acquire().await?;
-    let list = lists::update(&mut conn, id, &changes)
-        .await
-        .map_err(not_found)?;
+    let list = lists::update(&mut conn, id, changes).await?;
     Ok(Json(list.into()))
 }
 
@@ -189,13 +182,6 @@ async fn delete_list(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    lists::delete(&mut conn, id).await.map_err(not_found)?;
+    lists::delete(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn not_found(e: postino_db::DbError) -> WebError {
-    match e {
-        postino_db::DbError::NotFound => WebError::NotFound("list"),
-        other => other.into(),
-    }
 }

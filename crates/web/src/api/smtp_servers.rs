@@ -22,8 +22,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use postino_compose::PasswordVault;
+use postino_db::PgConnection;
 use postino_db::smtp_servers::{self, NewSmtpServer, SmtpServer};
-use postino_db::{DbError, PgConnection};
 use postino_domain::{
     SendWindow, ServerGroup, ServerPolicy, SmtpServerName, SmtpSettings, TlsMode,
 };
@@ -326,7 +326,9 @@ async fn get_server(
     IdPath(id): IdPath,
 ) -> Result<Json<SmtpServerResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let server = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    let server = smtp_servers::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     Ok(Json(server.into()))
 }
 
@@ -383,7 +385,7 @@ pub(crate) async fn create(
 ) -> Result<SmtpServer, WebError> {
     let relay = Relay::try_from(body)?;
     refuse_private_host(state, &relay.settings).await?;
-    let sealed = relay.sealed_password(&state.addressing.relay_passwords)?;
+    let sealed = relay.sealed_password(&state.service.addressing.relay_passwords)?;
     Ok(smtp_servers::create(conn, &relay.as_new(sealed.as_deref())).await?)
 }
 
@@ -397,7 +399,9 @@ pub(crate) async fn replace(
     body: SmtpServerBody,
 ) -> Result<SmtpServer, WebError> {
     let relay = Relay::try_from(body)?;
-    let stored = smtp_servers::get(conn, id).await.map_err(not_found)?;
+    let stored = smtp_servers::get(conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     if !relay.password_given
         && stored.has_password
         && let Some(changed) = password_must_follow(&stored.settings, &relay.settings)
@@ -412,7 +416,7 @@ pub(crate) async fn replace(
         ));
     }
     refuse_private_host(state, &relay.settings).await?;
-    let sealed = relay.sealed_password(&state.addressing.relay_passwords)?;
+    let sealed = relay.sealed_password(&state.service.addressing.relay_passwords)?;
     smtp_servers::update(
         conn,
         stored.id,
@@ -420,7 +424,8 @@ pub(crate) async fn replace(
         !relay.password_given,
     )
     .await
-    .map_err(not_found)
+    .map_err(postino_service::Error::not_found("SMTP server"))
+    .map_err(WebError::from)
 }
 
 /// Whether `ip` is an address of this host or of a private network: the
@@ -479,10 +484,13 @@ async fn refuse_private_host(state: &AppState, settings: &SmtpSettings) -> Resul
 
 /// Deletes relay `id`.
 pub(crate) async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
-    let stored = smtp_servers::get(conn, id).await.map_err(not_found)?;
+    let stored = smtp_servers::get(conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     smtp_servers::delete(conn, stored.id)
         .await
-        .map_err(not_found)
+        .map_err(postino_service::Error::not_found("SMTP server"))
+        .map_err(WebError::from)
 }
 
 /// Connects to relay `id` with its stored settings, greets, secures and
@@ -495,7 +503,9 @@ pub(crate) async fn check_connection(
     // which may wait on a slow relay for many seconds.
     let server = {
         let mut conn = state.db.acquire().await?;
-        smtp_servers::get(&mut conn, id).await.map_err(not_found)?
+        smtp_servers::get(&mut conn, id)
+            .await
+            .map_err(postino_service::Error::not_found("SMTP server"))?
     };
     let failed = |error: String| ConnectionCheck {
         ok: false,
@@ -507,6 +517,7 @@ pub(crate) async fn check_connection(
     let mut settings = server.settings.clone();
     refuse_private_host(state, &settings).await?;
     settings.password = match state
+        .service
         .addressing
         .relay_passwords
         .open(server.sealed_password.as_ref().map(|s| s.0.as_slice()))
@@ -550,13 +561,6 @@ fn connect_failed(address: &str) -> String {
         "could not open an SMTP session with {address}: check the host, port and TLS mode, \
          and that the server accepts connections from this one"
     )
-}
-
-fn not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("SMTP server"),
-        other => other.into(),
-    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use postino_db::subscribers::{
     self, Existing, MembershipChange, NewSubscriber, Selection, Subscriber, SubscriberChanges,
     SubscriberFilter,
 };
-use postino_db::{DbError, PgConnection, lists};
+use postino_db::{PgConnection, lists};
 use postino_domain::{
     Attributes, Cursor, EmailAddress, MembershipStatus, OptIn, PageSize, SubscriberName,
     SubscriberStatus,
@@ -235,13 +235,6 @@ pub(crate) struct SubscriberExport {
 pub(crate) struct ErasureReceipt {
     id: Uuid,
     erased_at: DateTime<Utc>,
-}
-
-fn subscriber_not_found(e: DbError) -> WebError {
-    match e {
-        DbError::NotFound => WebError::NotFound("subscriber"),
-        other => other.into(),
-    }
 }
 
 /// Resolves list ids to memberships to write, reporting unknown ids under `field`.
@@ -483,7 +476,8 @@ async fn get_subscriber(
 pub(crate) async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Subscriber, WebError> {
     subscribers::get(conn, id)
         .await
-        .map_err(subscriber_not_found)
+        .map_err(postino_service::Error::not_found("subscriber"))
+        .map_err(WebError::from)
 }
 
 /// Change a subscriber.
@@ -519,7 +513,8 @@ pub(crate) async fn update(
 ) -> Result<Subscriber, WebError> {
     subscribers::update(conn, id, changes)
         .await
-        .map_err(subscriber_not_found)
+        .map_err(postino_service::Error::not_found("subscriber"))
+        .map_err(WebError::from)
 }
 
 /// Delete a subscriber and their memberships.
@@ -541,7 +536,8 @@ pub(crate) async fn erase(conn: &mut PgConnection, id: Uuid) -> Result<(), WebEr
     // CASCADE, so deleting the row erases all of it in one statement.
     subscribers::delete(conn, id)
         .await
-        .map_err(subscriber_not_found)
+        .map_err(postino_service::Error::not_found("subscriber"))
+        .map_err(WebError::from)
 }
 
 /// Add a subscriber to lists.
@@ -575,7 +571,7 @@ pub(crate) async fn add_to_lists_with(
     }
     let subscriber_id = subscribers::id_of(conn, id)
         .await
-        .map_err(subscriber_not_found)?;
+        .map_err(postino_service::Error::not_found("subscriber"))?;
     let changes = membership_changes(conn, "lists", lists, status).await?;
     let existing = if status.is_some() {
         Existing::Overwrite
@@ -608,7 +604,7 @@ pub(crate) async fn remove_from_list_with(
 ) -> Result<(), WebError> {
     let subscriber_id = subscribers::id_of(conn, id)
         .await
-        .map_err(subscriber_not_found)?;
+        .map_err(postino_service::Error::not_found("subscriber"))?;
     let Some(&(_, list_id, _)) = lists::resolve(conn, &[list]).await?.first() else {
         return Err(WebError::NotFound("list"));
     };
@@ -722,7 +718,7 @@ pub(crate) async fn export(
 ) -> Result<(HeaderMap, Json<SubscriberExport>), WebError> {
     let subscriber = subscribers::get(conn, id)
         .await
-        .map_err(subscriber_not_found)?;
+        .map_err(postino_service::Error::not_found("subscriber"))?;
     let mut headers = HeaderMap::new();
     if let Ok(value) =
         HeaderValue::from_str(&format!("attachment; filename=\"subscriber-{id}.json\""))

@@ -17,9 +17,9 @@ use uuid::Uuid;
 use super::imports::{file_name, is_live, mode_label, percent};
 use super::page::{Layout, PageError, SignedIn, grouped, render};
 use crate::AppState;
-use crate::api::imports::{cancel as cancel_job, error_report, import_not_found};
+use crate::api::imports::{cancel as cancel_job, error_report};
+use crate::dashboard::page::PageId;
 use crate::error::WebError;
-use crate::extract::IdPath;
 
 /// Bad rows shown on the page; the CSV has them all.
 const SHOWN_ERRORS: i64 = 20;
@@ -107,13 +107,13 @@ async fn load(state: &AppState, id: Uuid) -> Result<Import, PageError> {
     let mut conn = state.db.acquire().await?;
     Ok(imports::get(&mut conn, id)
         .await
-        .map_err(import_not_found)?)
+        .map_err(postino_service::Error::not_found("import"))?)
 }
 
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let job = load(&state, id).await?;
@@ -147,7 +147,7 @@ pub(crate) async fn show(
 pub(crate) async fn progress(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let job = load(&state, id).await?;
@@ -171,7 +171,7 @@ pub(crate) async fn progress(
 pub(crate) async fn errors_csv(
     State(state): State<AppState>,
     Extension(_signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     Ok(error_report(&state.db, id).await?)
 }
@@ -179,7 +179,7 @@ pub(crate) async fn errors_csv(
 pub(crate) async fn cancel(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let notice = match cancel_job(&state.db, id).await {

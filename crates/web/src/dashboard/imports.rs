@@ -217,9 +217,9 @@ async fn page(
         modes: MODES,
         form,
         recent: recent.iter().map(ImportRow::from).collect(),
-        max_upload: size(state.imports.max_upload_bytes),
-        max_upload_bytes: state.imports.max_upload_bytes,
-        too_large: too_large(state.imports.max_upload_bytes),
+        max_upload: size(state.service.imports.max_upload_bytes),
+        max_upload_bytes: state.service.imports.max_upload_bytes,
+        too_large: too_large(state.service.imports.max_upload_bytes),
     };
     Ok(render(status, &page))
 }
@@ -243,7 +243,7 @@ pub(crate) async fn create(
     match upload(&state, request, &mut params, &[csrf::FIELD]).await {
         Ok(job) => Ok(Redirect::to(&format!("/import/{}", job.uuid)).into_response()),
         Err(e) => {
-            let (status, errors) = refusal(e, state.imports.max_upload_bytes)?;
+            let (status, errors) = refusal(e, state.service.imports.max_upload_bytes)?;
             let form = UploadForm::from_params(&params, errors);
             page(&state, &signed_in, status, form).await
         }

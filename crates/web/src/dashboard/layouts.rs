@@ -9,15 +9,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use postino_db::templates::{self, Layout as Stored};
 use postino_domain::Role;
-use postino_sandbox::Sandbox;
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::page::{Layout, PageError, PageForm, SignedIn, render};
 use crate::AppState;
-use crate::api::templates::{delete as delete_layout, not_found, sample, validate};
-use crate::error::WebError;
-use crate::extract::IdPath;
+use crate::dashboard::page::PageId;
+use postino_service::layouts::{self, LayoutDraft};
+use postino_service::{Context, Error};
 
 /// What a new layout starts from: a centred column and the unsubscribe
 /// link every campaign needs.
@@ -114,14 +113,14 @@ impl LayoutForm {
     }
 
     /// Takes the field errors of a refusal; other failures stay errors.
-    fn absorb(&mut self, e: WebError) -> Result<(), PageError> {
+    fn absorb(&mut self, e: Error) -> Result<(), PageError> {
         match e {
-            WebError::Invalid(errors) => {
+            Error::Invalid(errors) => {
                 self.errors
                     .extend(errors.into_iter().map(|f| (f.field, sentence(&f.message))));
                 Ok(())
             }
-            WebError::Conflict { field, message } => {
+            Error::Conflict { field, message } => {
                 let field = if field.is_empty() {
                     "name".to_owned()
                 } else {
@@ -134,9 +133,16 @@ impl LayoutForm {
         }
     }
 
+    fn draft(&self) -> LayoutDraft {
+        LayoutDraft {
+            name: self.name.clone(),
+            body: self.body.clone(),
+        }
+    }
+
     /// The sample rendering, or the body's error recorded.
-    async fn preview(&mut self, sandbox: &Sandbox) -> Result<Option<String>, PageError> {
-        match sample(sandbox, &self.body).await {
+    async fn preview(&mut self, ctx: &Context) -> Result<Option<String>, PageError> {
+        match layouts::sample(ctx, &self.body).await {
             Ok(html) => Ok(Some(html)),
             Err(e) => {
                 self.absorb(e)?;
@@ -204,7 +210,7 @@ pub(crate) async fn index(
 }
 
 async fn edit_page(
-    sandbox: &Sandbox,
+    ctx: &Context,
     signed_in: &SignedIn,
     status: StatusCode,
     id: Option<Uuid>,
@@ -218,7 +224,7 @@ async fn edit_page(
     let preview = if form.error("body").is_some() {
         None
     } else {
-        form.preview(sandbox).await?
+        form.preview(ctx).await?
     };
     let page = EditPage {
         layout: signed_in.layout("templates", title),
@@ -238,7 +244,7 @@ pub(crate) async fn new(
         body: STARTER.to_owned(),
         ..LayoutForm::default()
     };
-    edit_page(&state.templates, &signed_in, StatusCode::OK, None, form).await
+    edit_page(&state.service, &signed_in, StatusCode::OK, None, form).await
 }
 
 pub(crate) async fn create(
@@ -247,31 +253,12 @@ pub(crate) async fn create(
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let name = match validate(&state.templates, &form.name, &form.body).await {
-        Ok(name) => name,
-        Err(e) => {
-            form.absorb(e)?;
-            return edit_page(
-                &state.templates,
-                &signed_in,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                None,
-                form,
-            )
-            .await;
-        }
-    };
     let mut conn = state.db.acquire().await?;
-    if let Err(e) = templates::create(&mut conn, &name, &form.body).await {
-        form.absorb(e.into())?;
-        return edit_page(
-            &state.templates,
-            &signed_in,
-            StatusCode::CONFLICT,
-            None,
-            form,
-        )
-        .await;
+    if let Err(e) = layouts::create(&state.service, &mut conn, form.draft()).await {
+        drop(conn);
+        let status = refusal_status(&e);
+        form.absorb(e)?;
+        return edit_page(&state.service, &signed_in, status, None, form).await;
     }
     Ok(Redirect::to("/templates?notice=created").into_response())
 }
@@ -280,53 +267,42 @@ pub(crate) async fn create(
 pub(crate) async fn edit(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
-    let stored = templates::get(&mut conn, id).await.map_err(not_found)?;
+    let stored = layouts::get(&mut conn, id).await?;
     let form = LayoutForm {
         name: stored.name,
         body: stored.body,
         errors: Vec::new(),
     };
-    edit_page(&state.templates, &signed_in, StatusCode::OK, Some(id), form).await
+    edit_page(&state.service, &signed_in, StatusCode::OK, Some(id), form).await
 }
 
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let name = match validate(&state.templates, &form.name, &form.body).await {
-        Ok(name) => name,
-        Err(e) => {
-            form.absorb(e)?;
-            return edit_page(
-                &state.templates,
-                &signed_in,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Some(id),
-                form,
-            )
-            .await;
-        }
-    };
     let mut conn = state.db.acquire().await?;
-    match templates::update(&mut conn, id, &name, &form.body).await {
+    match layouts::update(&state.service, &mut conn, id, form.draft()).await {
         Ok(_) => Ok(Redirect::to("/templates?notice=saved").into_response()),
         Err(e) => {
-            form.absorb(not_found(e))?;
-            edit_page(
-                &state.templates,
-                &signed_in,
-                StatusCode::CONFLICT,
-                Some(id),
-                form,
-            )
-            .await
+            drop(conn);
+            let status = refusal_status(&e);
+            form.absorb(e)?;
+            edit_page(&state.service, &signed_in, status, Some(id), form).await
         }
+    }
+}
+
+/// A refused save's status: bad fields are 422, a clash with stored data 409.
+fn refusal_status(e: &Error) -> StatusCode {
+    match e {
+        Error::Conflict { .. } => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
     }
 }
 
@@ -337,19 +313,20 @@ pub(crate) async fn preview(
     Extension(_signed_in): Extension<SignedIn>,
     PageForm(mut form): PageForm<LayoutForm>,
 ) -> Result<Response, PageError> {
-    let preview = form.preview(&state.templates).await?;
+    let preview = form.preview(&state.service).await?;
     Ok(render(StatusCode::OK, &PreviewPart { form, preview }))
 }
 
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let notice = match delete_layout(&state.db, id).await {
+    let mut conn = state.db.acquire().await?;
+    let notice = match layouts::delete(&mut conn, id).await {
         Ok(()) => "deleted",
-        Err(WebError::Conflict { .. }) => "in-use",
+        Err(Error::Conflict { .. }) => "in-use",
         Err(e) => return Err(e.into()),
     };
     Ok(Redirect::to(&format!("/templates?notice={notice}")).into_response())
@@ -361,6 +338,6 @@ mod tests {
 
     #[test]
     fn the_starter_layout_is_valid() {
-        assert!(crate::api::templates::sample_in_process(STARTER).is_ok());
+        assert!(layouts::sample_in_process(STARTER).is_ok());
     }
 }

@@ -7,15 +7,13 @@ use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use postino_db::DbError;
-use postino_db::lists::{self, List, ListChanges, NewList};
 use postino_domain::{ListName, ListVisibility, OptIn, Role, Tags};
+use postino_service::lists::{self, List, ListChanges, NewList};
 use serde::Deserialize;
 
 use super::page::{Layout, PageError, PageForm, SignedIn, grouped, render};
 use crate::AppState;
-use crate::error::WebError;
-use crate::extract::IdPath;
+use crate::dashboard::page::PageId;
 
 #[derive(Template)]
 #[template(path = "dashboard/lists.html")]
@@ -238,18 +236,18 @@ pub(crate) async fn create(
         }
     };
     let mut conn = state.db.acquire().await?;
-    lists::create(&mut conn, &new).await?;
+    lists::create(&mut conn, new).await?;
     Ok(Redirect::to("/lists?notice=created").into_response())
 }
 
 pub(crate) async fn edit(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
-    let list = lists::get(&mut conn, id).await.map_err(not_found)?;
+    let list = lists::get(&mut conn, id).await?;
     let page = EditPage {
         layout: signed_in.layout("lists", "Edit list"),
         id,
@@ -261,7 +259,7 @@ pub(crate) async fn edit(
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<ListForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -284,9 +282,7 @@ pub(crate) async fn update(
         tags: Some(new.tags),
     };
     let mut conn = state.db.acquire().await?;
-    lists::update(&mut conn, id, &changes)
-        .await
-        .map_err(not_found)?;
+    lists::update(&mut conn, id, changes).await?;
     Ok(Redirect::to("/lists?notice=saved").into_response())
 }
 
@@ -295,21 +291,14 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
-    lists::delete(&mut conn, id).await.map_err(not_found)?;
+    lists::delete(&mut conn, id).await?;
     if headers.contains_key("hx-request") {
         return Ok(StatusCode::OK.into_response());
     }
     Ok(Redirect::to("/lists?notice=deleted").into_response())
-}
-
-fn not_found(e: DbError) -> PageError {
-    match e {
-        DbError::NotFound => PageError::Internal(WebError::NotFound("list")),
-        other => other.into(),
-    }
 }

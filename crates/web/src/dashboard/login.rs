@@ -41,7 +41,6 @@ use super::login_limit::LoginLimiter;
 use super::page::{PageError, PageForm, SignedIn, render};
 use super::session::safe_next;
 use crate::AppState;
-use crate::error::WebError;
 
 /// Failed sign-ins in a row on one address before it is slowed down:
 /// enough for typos, too few for guessing.
@@ -317,7 +316,7 @@ async fn verify(typed: &str, hash: Option<String>) -> Result<bool, PageError> {
         matches && real
     })
     .await
-    .map_err(|e| PageError::Internal(WebError::Internal(Box::new(e))))
+    .map_err(|e| PageError::internal(&e))
 }
 
 /// Ends the session and forgets its cookie.

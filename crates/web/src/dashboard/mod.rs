@@ -11,34 +11,28 @@
 //! - `page`: the layout data, rendering, form bodies, role checks and
 //!   [`page::PageError`], the dashboard's HTML error pages.
 //! - `overview`, `lists`: the pages; `chart` draws their SVG bar charts.
-//! - `subscribers`: the searchable table and its CSV export;
-//!   `subscriber_search` reads the search form into the API's filter;
-//!   `subscriber_bulk` acts on the rows ticked in it; `subscriber` one
-//!   subscriber's page; `subscriber_actions` editing, blocklisting, lists
-//!   and deleting; `subscriber_new` adding one by hand.
+//! - `subscribers/`: the searchable table and its CSV export (`index`),
+//!   the search form read into the service's filter (`search`), acting on
+//!   the rows ticked in it (`bulk`), one subscriber's page (`profile`),
+//!   editing, blocklisting, lists and deleting (`actions`), adding one by
+//!   hand (`new`).
 //! - `imports`: the CSV upload form and recent imports; `import_job` one
 //!   import's live progress, summary, bad rows and error report.
 //! - `layouts`: `/templates`, the layouts campaigns are wrapped in, with a
 //!   live preview.
-//! - `campaigns`: the table and the editor; `campaign_form` reads the
-//!   editor's fields into the API's request body; `campaign_actions` the
-//!   live preview, test sends and start/pause/resume/cancel/schedule;
-//!   `campaign_progress` the progress bar the page polls while sending;
-//!   `campaign_timeline` the chart of deliveries over time;
-//!   `campaign_deliveries` who got it and why, retrying failures, deleting.
+//! - `campaigns/`: the table, the editor and one campaign's page, its
+//!   live preview, test sends, lifecycle moves, progress, timeline and
+//!   deliveries (see its own docs).
 //! - `settings`: the admins' pages: SMTP servers, DKIM keys, sending
 //!   limits, API tokens, users.
 //! - `assets`: `/static`, the CSS and JavaScript compiled into the binary.
 //!
-//! Every handler reads and writes through the same `postino-db` functions as
-//! the REST API, and checks the user's role itself.
+//! Every change goes through `postino-service`, the same use cases the REST
+//! API calls; this module never imports `crate::api`. Handlers read forms,
+//! check the user's role and render pages; a use case's error becomes an
+//! HTML page through [`page::PageError`], never the API's problem JSON.
 
 mod assets;
-mod campaign_actions;
-mod campaign_deliveries;
-mod campaign_form;
-mod campaign_progress;
-mod campaign_timeline;
 mod campaigns;
 mod chart;
 mod cookies;
@@ -53,11 +47,6 @@ mod overview;
 mod page;
 mod session;
 mod settings;
-mod subscriber;
-mod subscriber_actions;
-mod subscriber_bulk;
-mod subscriber_new;
-mod subscriber_search;
 mod subscribers;
 
 use std::sync::Arc;
@@ -83,63 +72,72 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/lists/{id}/delete", post(lists::delete))
         .route(
             "/subscribers",
-            get(subscribers::index).post(subscriber_new::create),
+            get(subscribers::index::index).post(subscribers::new::create),
         )
-        .route("/subscribers/new", get(subscriber_new::new))
+        .route("/subscribers/new", get(subscribers::new::new))
         .route(
             "/subscribers/{id}/export.json",
-            get(subscriber_actions::export),
+            get(subscribers::actions::export),
         )
-        .route("/subscribers/export.csv", get(subscribers::export))
-        .route("/subscribers/bulk", post(subscriber_bulk::apply))
+        .route("/subscribers/export.csv", get(subscribers::index::export))
+        .route("/subscribers/bulk", post(subscribers::bulk::apply))
         .route(
             "/subscribers/{id}",
-            get(subscriber::show).post(subscriber_actions::update),
+            get(subscribers::profile::show).post(subscribers::actions::update),
         )
         .route(
             "/subscribers/{id}/status",
-            post(subscriber_actions::set_status),
+            post(subscribers::actions::set_status),
         )
         .route(
             "/subscribers/{id}/lists",
-            post(subscriber_actions::add_to_list),
+            post(subscribers::actions::add_to_list),
         )
         .route(
             "/subscribers/{id}/lists/{list}/unsubscribe",
-            post(subscriber_actions::unsubscribe),
+            post(subscribers::actions::unsubscribe),
         )
         .route(
             "/subscribers/{id}/lists/{list}/remove",
-            post(subscriber_actions::remove_from_list),
+            post(subscribers::actions::remove_from_list),
         )
-        .route("/subscribers/{id}/delete", post(subscriber_actions::delete))
-        .route("/campaigns", get(campaigns::index).post(campaigns::create))
-        .route("/campaigns/new", get(campaigns::new))
-        .route("/campaigns/preview", post(campaign_actions::preview_new))
+        .route(
+            "/subscribers/{id}/delete",
+            post(subscribers::actions::delete),
+        )
+        .route(
+            "/campaigns",
+            get(campaigns::editor::index).post(campaigns::editor::create),
+        )
+        .route("/campaigns/new", get(campaigns::editor::new))
+        .route("/campaigns/preview", post(campaigns::actions::preview_new))
         .route(
             "/campaigns/{id}",
-            get(campaigns::show).post(campaigns::update),
+            get(campaigns::editor::show).post(campaigns::editor::update),
         )
         .route(
             "/campaigns/{id}/preview",
-            post(campaign_actions::preview_existing),
+            post(campaigns::actions::preview_existing),
         )
-        .route("/campaigns/{id}/test", post(campaign_actions::test_send))
+        .route("/campaigns/{id}/test", post(campaigns::actions::test_send))
         .route(
             "/campaigns/{id}/status",
-            post(campaign_actions::change_status),
+            post(campaigns::actions::change_status),
         )
-        .route("/campaigns/{id}/schedule", post(campaign_actions::schedule))
-        .route("/campaigns/{id}/progress", get(campaign_progress::show))
+        .route(
+            "/campaigns/{id}/schedule",
+            post(campaigns::actions::schedule),
+        )
+        .route("/campaigns/{id}/progress", get(campaigns::progress::show))
         .route(
             "/campaigns/{id}/deliveries",
-            get(campaign_deliveries::index),
+            get(campaigns::deliveries::index),
         )
         .route(
             "/campaigns/{id}/deliveries/retry",
-            post(campaign_deliveries::retry),
+            post(campaigns::deliveries::retry),
         )
-        .route("/campaigns/{id}/delete", post(campaign_deliveries::delete))
+        .route("/campaigns/{id}/delete", post(campaigns::actions::delete))
         .route("/templates", get(layouts::index).post(layouts::create))
         .route("/templates/new", get(layouts::new))
         .route("/templates/preview", post(layouts::preview))
@@ -177,7 +175,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
 /// The page for addresses that lead nowhere (outside the API, which answers
 /// with problem documents).
 pub(crate) async fn not_found() -> Response {
-    page::PageError::Internal(crate::error::WebError::NotFound("page")).into_response()
+    page::PageError::NotFound("page").into_response()
 }
 
 /// Dashboard pages are never cached: they hold personal data. (The

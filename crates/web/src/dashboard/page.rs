@@ -102,7 +102,7 @@ pub(crate) fn grouped(n: i64) -> String {
 pub(crate) fn render(status: StatusCode, template: &impl Template) -> Response {
     match template.render() {
         Ok(html) => (status, Html(html)).into_response(),
-        Err(e) => PageError::Internal(WebError::Internal(Box::new(e))).into_response(),
+        Err(e) => PageError::internal(&e).into_response(),
     }
 }
 
@@ -133,25 +133,125 @@ pub(crate) enum PageError {
     BadCsrf,
     /// The form body could not be read (400).
     BadForm,
-    /// Anything the API's errors cover: not found, conflicts, failures.
-    Internal(WebError),
+    /// Nothing lives at this address, or the thing named is gone (404).
+    NotFound(&'static str),
+    /// Input a form cannot show beside its fields (422): one page lists
+    /// every problem.
+    Invalid(Vec<postino_service::FieldError>),
+    /// The change clashes with the current state (409).
+    Conflict(String),
+    /// The database cannot be reached (503); the cause goes to the log.
+    Unavailable(ErrorReport),
+    /// A bug or an unexpected failure (500); the cause goes to the log.
+    Internal(ErrorReport),
 }
 
+impl PageError {
+    /// An unexpected failure, with its cause chain for the log.
+    pub(crate) fn internal(e: &dyn std::error::Error) -> Self {
+        PageError::Internal(ErrorReport(e.to_string() + &chain_of(e)))
+    }
+}
+
+/// Every way a use case fails, as the dashboard shows it.
+impl From<postino_service::Error> for PageError {
+    fn from(e: postino_service::Error) -> Self {
+        use postino_service::Error;
+        match e {
+            Error::Invalid(errors) => PageError::Invalid(errors),
+            Error::NotFound(what) => PageError::NotFound(what),
+            Error::Conflict { message, .. } => PageError::Conflict(message),
+            Error::Unavailable(ref cause) => {
+                PageError::Unavailable(ErrorReport(e.to_string() + ": " + &cause.to_string()))
+            }
+            Error::Internal(ref cause) => PageError::Internal(ErrorReport(
+                e.to_string() + ": " + &chain_of_cause(&**cause),
+            )),
+        }
+    }
+}
+
+/// The API's errors, for the capabilities whose use cases still live in
+/// the API's modules (subscribers, imports, relays, DKIM keys, limits).
 impl From<WebError> for PageError {
     fn from(e: WebError) -> Self {
-        PageError::Internal(e)
+        match e {
+            WebError::Invalid(errors) => PageError::Invalid(
+                errors
+                    .into_iter()
+                    .map(|e| postino_service::FieldError::new(e.field, e.message))
+                    .collect(),
+            ),
+            WebError::Malformed(_) | WebError::UnsupportedMediaType | WebError::PayloadTooLarge => {
+                PageError::BadForm
+            }
+            WebError::Unauthorized | WebError::Forbidden(_) => PageError::Forbidden,
+            WebError::NotFound(what) => PageError::NotFound(what),
+            WebError::Conflict { message, .. } => PageError::Conflict(message),
+            WebError::Unavailable(ref cause) => {
+                PageError::Unavailable(ErrorReport(e.to_string() + ": " + &cause.to_string()))
+            }
+            WebError::Internal(ref cause) => PageError::Internal(ErrorReport(
+                e.to_string() + ": " + &chain_of_cause(&**cause),
+            )),
+        }
     }
 }
 
 impl From<postino_db::DbError> for PageError {
     fn from(e: postino_db::DbError) -> Self {
-        PageError::Internal(e.into())
+        postino_service::Error::from(e).into()
     }
 }
 
 impl From<sqlx::Error> for PageError {
     fn from(e: sqlx::Error) -> Self {
-        PageError::Internal(e.into())
+        postino_service::Error::from(e).into()
+    }
+}
+
+/// Two UUID path parameters of a page, as in
+/// `/subscribers/{id}/lists/{list}/remove`; anything else is the 404 page.
+#[derive(Debug)]
+pub(crate) struct PageId2(pub(crate) uuid::Uuid, pub(crate) uuid::Uuid);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageId2 {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path((a, b)) =
+            axum::extract::Path::<(String, String)>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| PageError::NotFound("page"))?;
+        match (uuid::Uuid::parse_str(&a), uuid::Uuid::parse_str(&b)) {
+            (Ok(a), Ok(b)) => Ok(PageId2(a, b)),
+            _ => Err(PageError::NotFound("page")),
+        }
+    }
+}
+
+/// A UUID path parameter of a page; anything else is the dashboard's 404
+/// page, since nothing can live there.
+#[derive(Debug)]
+pub(crate) struct PageId(pub(crate) uuid::Uuid);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PageId {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| PageError::NotFound("page"))?;
+        uuid::Uuid::parse_str(&raw)
+            .map(PageId)
+            .map_err(|_| PageError::NotFound("page"))
     }
 }
 
@@ -187,33 +287,47 @@ impl IntoResponse for PageError {
                     .to_owned(),
                 None,
             ),
-            PageError::Internal(e) => match e {
-                WebError::NotFound(what) => (
-                    StatusCode::NOT_FOUND,
-                    "Not found",
-                    format!("This {what} does not exist, or it was just deleted."),
-                    None,
+            PageError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                format!("This {what} does not exist, or it was just deleted."),
+                None,
+            ),
+            PageError::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Some of what you entered cannot be used",
+                format!(
+                    "Nothing was changed: {}.",
+                    errors
+                        .iter()
+                        .map(|e| if e.field.is_empty() {
+                            e.message.clone()
+                        } else {
+                            format!("{}: {}", e.field, e.message)
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ")
                 ),
-                WebError::Conflict { message, .. } => (
-                    StatusCode::CONFLICT,
-                    "That clashes with something else",
-                    format!("Nothing was changed: {message}."),
-                    None,
-                ),
-                WebError::Unavailable(_) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Postino cannot reach its database",
-                    "Nothing was changed. Try again in a moment.".to_owned(),
-                    Some(ErrorReport(e.to_string() + &chain_of(&e))),
-                ),
-                other => (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong on our side",
-                    "It has been logged. Try again; if it keeps happening, tell your admin."
-                        .to_owned(),
-                    Some(ErrorReport(other.to_string() + &chain_of(&other))),
-                ),
-            },
+                None,
+            ),
+            PageError::Conflict(message) => (
+                StatusCode::CONFLICT,
+                "That clashes with something else",
+                format!("Nothing was changed: {message}."),
+                None,
+            ),
+            PageError::Unavailable(report) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Postino cannot reach its database",
+                "Nothing was changed. Try again in a moment.".to_owned(),
+                Some(report),
+            ),
+            PageError::Internal(report) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong on our side",
+                "It has been logged. Try again; if it keeps happening, tell your admin.".to_owned(),
+                Some(report),
+            ),
         };
         let html = ErrorPage { heading, message }
             .render()
@@ -226,6 +340,7 @@ impl IntoResponse for PageError {
     }
 }
 
+/// The causes of `e` after `e` itself, each after a colon.
 fn chain_of(e: &dyn std::error::Error) -> String {
     let mut text = String::new();
     let mut source = e.source();
@@ -235,6 +350,11 @@ fn chain_of(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// `e` and its causes, joined by colons.
+fn chain_of_cause(e: &(dyn std::error::Error + Send + Sync)) -> String {
+    e.to_string() + &chain_of(e)
 }
 
 #[cfg(test)]

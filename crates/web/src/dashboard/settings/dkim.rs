@@ -16,11 +16,11 @@ use uuid::Uuid;
 use super::form::Errors;
 use crate::AppState;
 use crate::api::dkim_keys::{self as api, NewDkimKeyBody, dns_record};
+use crate::dashboard::page::PageId;
 use crate::dashboard::page::{Layout, PageError, PageForm, SignedIn, render};
-use crate::extract::IdPath;
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_dkim.html")]
+#[template(path = "dashboard/settings/dkim.html")]
 struct DkimPage {
     layout: Layout,
     tab: &'static str,
@@ -213,7 +213,7 @@ pub(crate) async fn create(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;

@@ -17,7 +17,7 @@ use crate::api::limits::{self as api, DomainLimitBody};
 use crate::dashboard::page::{Layout, PageError, PageForm, SignedIn, grouped, render};
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_limits.html")]
+#[template(path = "dashboard/settings/limits.html")]
 struct LimitsPage {
     layout: Layout,
     tab: &'static str,

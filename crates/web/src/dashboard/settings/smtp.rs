@@ -16,12 +16,12 @@ use uuid::Uuid;
 use super::form::{Errors, optional_rate, optional_whole, rate_text, whole};
 use crate::AppState;
 use crate::api::smtp_servers::{self as api, ConnectionCheck, SmtpServerBody};
+use crate::dashboard::page::PageId;
 use crate::dashboard::page::{Layout, PageError, PageForm, SignedIn, grouped, render};
 use crate::error::WebError;
-use crate::extract::IdPath;
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_smtp.html")]
+#[template(path = "dashboard/settings/smtp.html")]
 struct SmtpPage {
     layout: Layout,
     tab: &'static str,
@@ -31,7 +31,7 @@ struct SmtpPage {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_smtp_edit.html")]
+#[template(path = "dashboard/settings/smtp_edit.html")]
 struct EditPage {
     layout: Layout,
     tab: &'static str,
@@ -41,7 +41,7 @@ struct EditPage {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_smtp_test.html")]
+#[template(path = "dashboard/settings/smtp_test.html")]
 struct TestPartial {
     test: TestOutcome,
 }
@@ -423,11 +423,13 @@ pub(crate) async fn create(
 pub(crate) async fn edit(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
     let mut conn = state.db.acquire().await?;
-    let server = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    let server = smtp_servers::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     let page = EditPage {
         layout: signed_in.layout("settings", "Edit SMTP server"),
         tab: "smtp",
@@ -441,12 +443,14 @@ pub(crate) async fn edit(
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(mut form): PageForm<SmtpForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
     let mut conn = state.db.acquire().await?;
-    let stored = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    let stored = smtp_servers::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     form.has_password = stored.has_password;
     let result = match form.body() {
         Some(body) if form.errors.is_empty() => {
@@ -475,7 +479,7 @@ pub(crate) async fn update(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
@@ -492,7 +496,7 @@ pub(crate) async fn delete(
 pub(crate) async fn test(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
@@ -501,7 +505,9 @@ pub(crate) async fn test(
         return Ok(render(StatusCode::OK, &TestPartial { test: outcome }));
     }
     let mut conn = state.db.acquire().await?;
-    let server = smtp_servers::get(&mut conn, id).await.map_err(not_found)?;
+    let server = smtp_servers::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("SMTP server"))?;
     let page = EditPage {
         layout: signed_in.layout("settings", "Edit SMTP server"),
         tab: "smtp",
@@ -510,11 +516,4 @@ pub(crate) async fn test(
         test: Some(outcome),
     };
     Ok(render(StatusCode::OK, &page))
-}
-
-fn not_found(e: postino_db::DbError) -> PageError {
-    match e {
-        postino_db::DbError::NotFound => PageError::Internal(WebError::NotFound("SMTP server")),
-        other => other.into(),
-    }
 }

@@ -17,12 +17,11 @@ use serde::Deserialize;
 
 use super::form::Errors;
 use crate::AppState;
+use crate::dashboard::page::PageId;
 use crate::dashboard::page::{Layout, PageError, PageForm, SignedIn, render};
-use crate::error::WebError;
-use crate::extract::IdPath;
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_tokens.html")]
+#[template(path = "dashboard/settings/tokens.html")]
 struct TokensPage {
     layout: Layout,
     tab: &'static str,
@@ -239,7 +238,7 @@ pub(crate) async fn create(
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
@@ -247,7 +246,7 @@ pub(crate) async fn revoke(
     api_tokens::revoke(&mut conn, id)
         .await
         .map_err(|e| match e {
-            DbError::NotFound => PageError::Internal(WebError::NotFound("token")),
+            DbError::NotFound => PageError::NotFound("token"),
             other => other.into(),
         })?;
     let to = "/settings/tokens?notice=revoked";

@@ -16,14 +16,13 @@ use uuid::Uuid;
 
 use super::form::Errors;
 use crate::AppState;
+use crate::dashboard::page::PageId;
 use crate::dashboard::page::{Layout, PageError, PageForm, SignedIn, render};
-use crate::error::WebError;
-use crate::extract::IdPath;
 
 const LAST_ADMIN: &str = "This is the only admin. Make another user an admin first, so someone can always manage Postino's settings.";
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_users.html")]
+#[template(path = "dashboard/settings/users.html")]
 struct UsersPage {
     layout: Layout,
     tab: &'static str,
@@ -33,7 +32,7 @@ struct UsersPage {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/settings_user_edit.html")]
+#[template(path = "dashboard/settings/user_edit.html")]
 struct EditPage {
     layout: Layout,
     tab: &'static str,
@@ -137,14 +136,7 @@ fn notice(key: &str) -> Option<&'static str> {
 async fn hash(password: Password) -> Result<String, PageError> {
     tokio::task::spawn_blocking(move || password_auth::generate_hash(password.expose()))
         .await
-        .map_err(|e| PageError::Internal(WebError::Internal(Box::new(e))))
-}
-
-fn not_found(e: DbError) -> PageError {
-    match e {
-        DbError::NotFound => PageError::Internal(WebError::NotFound("user")),
-        other => other.into(),
-    }
+        .map_err(|e| PageError::internal(&e))
 }
 
 async fn page(
@@ -188,7 +180,7 @@ async fn edit_page(
     let listing = users
         .iter()
         .find(|l| l.user.uuid == id)
-        .ok_or(PageError::Internal(WebError::NotFound("user")))?;
+        .ok_or(PageError::NotFound("user"))?;
     let page = EditPage {
         layout: signed_in.layout("settings", "Manage user"),
         tab: "users",
@@ -265,7 +257,7 @@ pub(crate) async fn create(
 pub(crate) async fn edit(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
     edit_page(&state, &signed_in, StatusCode::OK, id, None, None).await
@@ -274,7 +266,7 @@ pub(crate) async fn edit(
 pub(crate) async fn change_role(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<RoleForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
@@ -282,13 +274,15 @@ pub(crate) async fn change_role(
         return Err(PageError::BadForm);
     };
     let mut conn = state.db.acquire().await?;
-    let user = users::get(&mut conn, id).await.map_err(not_found)?;
+    let user = users::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("user"))?;
     if user.role == role {
         return Ok(Redirect::to("/settings/users?notice=role-unchanged").into_response());
     }
     let outcome = users::set_role(&mut conn, user.id, role)
         .await
-        .map_err(not_found)?;
+        .map_err(postino_service::Error::not_found("user"))?;
     drop(conn);
     match outcome {
         AdminGuard::Done => Ok(Redirect::to("/settings/users?notice=role").into_response()),
@@ -309,7 +303,7 @@ pub(crate) async fn change_role(
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<PasswordForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
@@ -329,25 +323,31 @@ pub(crate) async fn reset_password(
     };
     let user = {
         let mut conn = state.db.acquire().await?;
-        users::get(&mut conn, id).await.map_err(not_found)?
+        users::get(&mut conn, id)
+            .await
+            .map_err(postino_service::Error::not_found("user"))?
     };
     let hash = hash(password).await?;
     let mut conn = state.db.acquire().await?;
     users::set_password_hash(&mut conn, user.id, &hash)
         .await
-        .map_err(not_found)?;
+        .map_err(postino_service::Error::not_found("user"))?;
     Ok(Redirect::to("/settings/users?notice=password").into_response())
 }
 
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Admin)?;
     let mut conn = state.db.acquire().await?;
-    let user = users::get(&mut conn, id).await.map_err(not_found)?;
-    let outcome = users::delete(&mut conn, user.id).await.map_err(not_found)?;
+    let user = users::get(&mut conn, id)
+        .await
+        .map_err(postino_service::Error::not_found("user"))?;
+    let outcome = users::delete(&mut conn, user.id)
+        .await
+        .map_err(postino_service::Error::not_found("user"))?;
     drop(conn);
     match outcome {
         AdminGuard::Done => Ok(Redirect::to("/settings/users?notice=deleted").into_response()),

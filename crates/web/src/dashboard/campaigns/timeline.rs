@@ -7,8 +7,8 @@ use postino_db::PgConnection;
 use postino_db::campaigns::Campaign;
 use postino_db::deliveries;
 
-use super::chart::{self, SLOT, Stack};
-use super::page::{PageError, grouped};
+use crate::dashboard::chart::{self, SLOT, Stack};
+use crate::dashboard::page::{PageError, grouped};
 
 /// The chart is never narrower than this many bars.
 const MIN_SLOTS: i64 = 30;

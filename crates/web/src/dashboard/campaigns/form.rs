@@ -1,13 +1,13 @@
 //! The campaign editor's form: its fields as typed, turned into the API's
-//! [`CampaignBody`] so both are checked by the same rules, and the API's
+//! [`CampaignDraft`] so both are checked by the same rules, and the
 //! field errors put back beside the fields they name.
 
 use postino_db::campaigns::Campaign;
 use postino_domain::{BodyFormat, CustomHeader, EmailAddress, Tags};
 use uuid::Uuid;
 
-use crate::api::campaigns::CampaignBody;
-use crate::error::{FieldError, WebError};
+use postino_service::campaigns::CampaignDraft;
+use postino_service::{Error, FieldError};
 
 /// What a new campaign starts with, so the first preview already shows
 /// something and the unsubscribe link sending needs is there from the start.
@@ -194,10 +194,10 @@ impl CampaignForm {
         }
     }
 
-    /// The API's request body, or `None` with the problems this form can
-    /// see before the API's checks (an address or format that does not
+    /// The draft to check, or `None` with the problems this form can
+    /// see before the service's checks (an address or format that does not
     /// parse) recorded.
-    pub(crate) fn request(&mut self) -> Option<CampaignBody> {
+    pub(crate) fn request(&mut self) -> Option<CampaignDraft> {
         let from_email = match self.from_email.trim() {
             "" => None,
             raw => match EmailAddress::parse(raw) {
@@ -256,7 +256,7 @@ impl CampaignForm {
             "" => None,
             _ => Some(self.text_body.clone()),
         };
-        Some(CampaignBody {
+        Some(CampaignDraft {
             name: Some(self.name.clone()),
             subject: Some(self.subject.clone()),
             from_name: Some(self.from_name.clone()),
@@ -300,9 +300,9 @@ impl CampaignForm {
 
     /// Takes the field errors out of `e`, in words; any other error is
     /// handed back.
-    pub(crate) fn absorb(&mut self, e: WebError) -> Result<(), WebError> {
+    pub(crate) fn absorb(&mut self, e: Error) -> Result<(), Error> {
         match e {
-            WebError::Invalid(errors) => {
+            Error::Invalid(errors) => {
                 for FieldError { field, message } in errors {
                     // `lists[2]` and `headers[0].name` are fields of the form.
                     let field = field.split(['[', '.']).next().unwrap_or_default();
@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn list_errors_land_on_the_lists_field() {
         let mut form = CampaignForm::default();
-        form.absorb(WebError::invalid("lists[1]", "no list has id x"))
+        form.absorb(Error::invalid("lists[1]", "no list has id x"))
             .unwrap();
         assert_eq!(form.error("lists"), Some("no list has id x"));
         assert!(form.other_errors().is_empty());

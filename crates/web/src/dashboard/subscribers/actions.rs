@@ -11,12 +11,12 @@ use postino_domain::{MembershipStatus, Role, SubscriberStatus};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::page::{PageError, PageForm, SignedIn};
-use super::subscriber::{EditForm, Extras, page};
+use super::profile::{EditForm, Extras, page};
 use crate::AppState;
 use crate::api::subscribers as api;
+use crate::dashboard::page::{PageError, PageForm, SignedIn};
+use crate::dashboard::page::{PageId, PageId2};
 use crate::error::WebError;
-use crate::extract::{IdPath, IdPath2};
 
 fn back(id: Uuid, notice: &str) -> Response {
     Redirect::to(&format!("/subscribers/{id}?notice={notice}")).into_response()
@@ -26,7 +26,7 @@ fn back(id: Uuid, notice: &str) -> Response {
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<EditForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -83,7 +83,7 @@ pub(crate) struct StatusForm {
 pub(crate) async fn set_status(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<StatusForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -114,7 +114,7 @@ pub(crate) struct AddForm {
 pub(crate) async fn add_to_list(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<AddForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -151,7 +151,7 @@ pub(crate) async fn add_to_list(
 pub(crate) async fn unsubscribe(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath2(id, list): IdPath2,
+    PageId2(id, list): PageId2,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut tx = state.db.begin().await?;
@@ -169,7 +169,7 @@ pub(crate) async fn unsubscribe(
 pub(crate) async fn remove_from_list(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath2(id, list): IdPath2,
+    PageId2(id, list): PageId2,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
@@ -181,7 +181,7 @@ pub(crate) async fn remove_from_list(
 pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
@@ -209,7 +209,7 @@ async fn refused(
 pub(crate) async fn export(
     State(state): State<AppState>,
     Extension(_signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
     Ok(api::export(&mut conn, id).await?.into_response())

@@ -17,15 +17,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::page::{Layout, PageError, SignedIn, render};
 use crate::AppState;
 use crate::api::subscribers as api;
+use crate::dashboard::page::{Layout, PageError, SignedIn, render};
 
 /// How much of their history the page shows; the rest is in the API.
 const HISTORY: i64 = 20;
 
 #[derive(Template)]
-#[template(path = "dashboard/subscriber.html")]
+#[template(path = "dashboard/subscribers/page.html")]
 struct SubscriberPage {
     layout: Layout,
     id: Uuid,
@@ -320,7 +320,7 @@ pub(crate) async fn page(
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    crate::extract::IdPath(id): crate::extract::IdPath,
+    crate::dashboard::page::PageId(id): crate::dashboard::page::PageId,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let extras = Extras {

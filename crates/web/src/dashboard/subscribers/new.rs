@@ -16,14 +16,14 @@ use postino_db::subscribers::NewSubscriber;
 use postino_domain::{MembershipStatus, OptIn, Role, SubscriberStatus};
 use uuid::Uuid;
 
-use super::page::{Layout, PageError, SignedIn, render};
-use super::subscriber::EditForm;
+use super::profile::EditForm;
 use crate::AppState;
 use crate::api::subscribers as api;
+use crate::dashboard::page::{Layout, PageError, SignedIn, render};
 use crate::error::WebError;
 
 #[derive(Template)]
-#[template(path = "dashboard/subscriber_new.html")]
+#[template(path = "dashboard/subscribers/new.html")]
 struct NewSubscriberPage {
     layout: Layout,
     form: EditForm,

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use postino_domain::Role;
 use uuid::Uuid;
 
-use super::page::{PageError, SignedIn};
-use super::session::safe_next;
 use crate::AppState;
 use crate::api::subscribers::{self as api, BulkAction, BulkActionKind};
+use crate::dashboard::page::{PageError, SignedIn};
+use crate::dashboard::session::safe_next;
 use crate::error::WebError;
 
 /// The bulk form: `ids` repeats, which the derive-based form reader cannot

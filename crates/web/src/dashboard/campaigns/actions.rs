@@ -1,6 +1,6 @@
 //! What the campaign page does besides saving: the live preview as you
 //! type, test sends, and moving the campaign through its lifecycle (start,
-//! pause, resume, cancel, schedule), each through the API's own functions.
+//! pause, resume, cancel, schedule), each through the same use cases as the API.
 
 use askama::Template;
 use axum::Extension;
@@ -15,13 +15,14 @@ use postino_domain::{CampaignStatus, EmailAddress, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::campaign_form::{CampaignForm, FIELDS};
-use super::campaigns::{campaign_page, load};
-use super::page::{PageError, PageForm, SignedIn, render};
+use super::editor::{campaign_page, refused};
+use super::form::{CampaignForm, FIELDS};
+use super::lookup::load;
 use crate::AppState;
-use crate::api::campaigns::{self as api, PreviewResponse};
-use crate::error::WebError;
-use crate::extract::IdPath;
+use crate::dashboard::page::{PageError, PageForm, PageId, SignedIn, render};
+use postino_service::Error;
+use postino_service::campaigns::{self as service, Preview};
+use postino_service::test_sends;
 
 /// A rendered preview as the page shows it.
 #[derive(Debug, Clone)]
@@ -33,8 +34,8 @@ pub(crate) struct PreviewPart {
     pub(crate) dkim: String,
 }
 
-impl From<PreviewResponse> for PreviewPart {
-    fn from(p: PreviewResponse) -> Self {
+impl From<Preview> for PreviewPart {
+    fn from(p: Preview) -> Self {
         Self {
             subject: p.subject,
             html: p.html,
@@ -45,7 +46,7 @@ impl From<PreviewResponse> for PreviewPart {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/campaign_preview.html")]
+#[template(path = "dashboard/campaigns/preview.html")]
 struct PreviewFragment {
     preview: Option<PreviewPart>,
     form: CampaignForm,
@@ -67,7 +68,7 @@ async fn preview(
             Ok(email) => match subscribers::find_by_email(&mut conn, &email).await? {
                 Some(s) => Some(s.uuid),
                 None => {
-                    form.absorb(WebError::invalid(
+                    form.absorb(Error::invalid(
                         "preview_email",
                         "no subscriber has this address; the preview uses a sample person",
                     ))?;
@@ -75,14 +76,14 @@ async fn preview(
                 }
             },
             Err(e) => {
-                form.absorb(WebError::invalid("preview_email", e.reason))?;
+                form.absorb(Error::invalid("preview_email", e.reason))?;
                 None
             }
         },
     };
     let mut preview = None;
     if let Some(request) = form.request() {
-        match api::preview_unsaved(&mut conn, state, base, request, subscriber).await {
+        match service::preview_unsaved(&state.service, &mut conn, base, request, subscriber).await {
             Ok(p) => preview = Some(PreviewPart::from(p)),
             Err(e) => form.absorb(e)?,
         }
@@ -109,7 +110,7 @@ pub(crate) async fn preview_new(
 pub(crate) async fn preview_existing(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     body: Bytes,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -132,7 +133,7 @@ struct TestLine {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/campaign_test_result.html")]
+#[template(path = "dashboard/campaigns/test_result.html")]
 struct TestResult {
     lines: Vec<TestLine>,
     dkim: Option<String>,
@@ -144,7 +145,7 @@ struct TestResult {
 pub(crate) async fn test_send(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<TestForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -169,8 +170,7 @@ pub(crate) async fn test_send(
         problem,
     };
     if result.problem.is_none() {
-        let mut conn = state.db.acquire().await?;
-        match api::send_test(&mut conn, &state, id, &emails).await {
+        match test_sends::send(&state.service, &state.db, id, &emails).await {
             Ok(r) => {
                 result.dkim = Some(r.dkim.note);
                 result.lines = r
@@ -186,7 +186,7 @@ pub(crate) async fn test_send(
                     })
                     .collect();
             }
-            Err(WebError::Invalid(errors)) => {
+            Err(Error::Invalid(errors)) => {
                 result.problem = Some(
                     errors
                         .into_iter()
@@ -198,7 +198,7 @@ pub(crate) async fn test_send(
                         .join(" "),
                 );
             }
-            Err(WebError::Conflict { message, .. }) => {
+            Err(Error::Conflict { message, .. }) => {
                 result.problem = Some(format!("Nothing was sent: {message}."));
             }
             Err(e) => return Err(e.into()),
@@ -217,7 +217,7 @@ pub(crate) struct StatusForm {
 pub(crate) async fn change_status(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<StatusForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -243,7 +243,7 @@ pub(crate) struct ScheduleForm {
 pub(crate) async fn schedule(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     PageForm(form): PageForm<ScheduleForm>,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
@@ -272,15 +272,15 @@ async fn apply(
     send_at: Option<DateTime<Utc>>,
 ) -> Result<Response, PageError> {
     let mut tx = state.db.begin().await?;
-    let refusal = match api::move_to(&mut tx, state, id, to, send_at).await {
+    let refusal = match service::move_to(&state.service, &mut tx, id, to, send_at).await {
         Ok(_) => {
             tx.commit().await?;
             return Ok(
                 Redirect::to(&format!("/campaigns/{id}?notice={}", to.as_str())).into_response(),
             );
         }
-        Err(WebError::Conflict { message, .. }) => (StatusCode::CONFLICT, message),
-        Err(WebError::Invalid(errors)) => (
+        Err(Error::Conflict { message, .. }) => (StatusCode::CONFLICT, message),
+        Err(Error::Invalid(errors)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             errors
                 .into_iter()
@@ -295,4 +295,22 @@ async fn apply(
     let mut page = campaign_page(state, signed_in, &c, None).await?;
     page.problem = Some(format!("That did not happen: {}.", refusal.1));
     Ok(render(refusal.0, &page))
+}
+
+/// Deletes the campaign and goes back to the table.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Extension(signed_in): Extension<SignedIn>,
+    PageId(id): PageId,
+) -> Result<Response, PageError> {
+    signed_in.require(Role::Editor)?;
+    let mut conn = state.db.acquire().await?;
+    match service::delete(&mut conn, id).await {
+        Ok(()) => Ok(Redirect::to("/campaigns?notice=deleted").into_response()),
+        Err(Error::Conflict { message, .. }) => {
+            drop(conn);
+            refused(&state, &signed_in, id, &message).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }

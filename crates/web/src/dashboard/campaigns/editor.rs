@@ -1,6 +1,6 @@
 //! `/campaigns`: the table of campaigns, and the editor for one campaign
-//! with its live preview. Content is checked and stored by the same
-//! functions as `/api/v1/campaigns`, so the rules cannot drift apart.
+//! with its live preview. Content is checked and stored by the same use
+//! cases as `/api/v1/campaigns`, so the rules cannot drift apart.
 
 use askama::Template;
 use axum::Extension;
@@ -14,18 +14,17 @@ use postino_domain::{CampaignStatus, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::campaign_form::CampaignForm;
-use super::campaign_progress::Progress;
-use super::campaign_timeline::TimelineChart;
-use super::page::{Layout, PageError, SignedIn, render};
+use super::form::CampaignForm;
+use super::lookup::load;
+use super::progress::Progress;
+use super::timeline::TimelineChart;
 use crate::AppState;
-use crate::api::campaigns::{self as api, campaign_not_found};
-use crate::api::dkim_keys::DkimSigning;
-use crate::error::WebError;
-use crate::extract::IdPath;
+use crate::dashboard::page::{Layout, PageError, PageId, SignedIn, render};
+use postino_service::campaigns as service;
+use postino_service::dkim::Signing;
 
 #[derive(Template)]
-#[template(path = "dashboard/campaigns.html")]
+#[template(path = "dashboard/campaigns/index.html")]
 struct CampaignsPage {
     layout: Layout,
     rows: Vec<Row>,
@@ -45,7 +44,7 @@ struct Row {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/campaign.html")]
+#[template(path = "dashboard/campaigns/page.html")]
 pub(crate) struct CampaignPage {
     pub(crate) layout: Layout,
     /// `None` while it is being written for the first time.
@@ -69,7 +68,7 @@ pub(crate) struct CampaignPage {
     pub(crate) editable: bool,
     pub(crate) actions: Vec<Action>,
     /// The preview as first shown (later ones come from htmx).
-    pub(crate) preview: Option<super::campaign_actions::PreviewPart>,
+    pub(crate) preview: Option<super::actions::PreviewPart>,
     pub(crate) progress: Option<Progress>,
     /// Once it has started: what went out when.
     pub(crate) timeline: Option<TimelineChart>,
@@ -265,7 +264,7 @@ pub(crate) async fn create(
     let mut form = CampaignForm::parse(&body);
     let mut conn = state.db.acquire().await?;
     if let Some(request) = form.request() {
-        match api::create_draft(&mut conn, &state.templates, request).await {
+        match service::create_draft(&state.service, &mut conn, request).await {
             Ok(c) => {
                 return Ok(
                     Redirect::to(&format!("/campaigns/{}?notice=created", c.uuid)).into_response(),
@@ -291,8 +290,8 @@ pub(crate) async fn campaign_page(
     // The first preview is of what is stored; a template error in it (a
     // layout changed since) is shown beside the field, as when typing.
     let mut shown = form.unwrap_or_else(|| CampaignForm::of(c));
-    let preview = match api::preview_stored(&mut conn, state, c, None).await {
-        Ok(p) => Some(super::campaign_actions::PreviewPart::from(p)),
+    let preview = match service::preview_stored(&state.service, &mut conn, c, None).await {
+        Ok(p) => Some(super::actions::PreviewPart::from(p)),
         Err(e) => {
             shown.absorb(e)?;
             None
@@ -336,7 +335,7 @@ pub(crate) async fn campaign_page(
         preview,
         progress,
         timeline,
-        dkim: Some(DkimSigning::for_sender(&keys, &c.fields.from_email).note),
+        dkim: Some(Signing::for_sender(&keys, &c.fields.from_email).note),
         notice: None,
         problem: None,
         can_retry: can_edit
@@ -350,17 +349,10 @@ pub(crate) async fn campaign_page(
     })
 }
 
-pub(crate) async fn load(state: &AppState, id: Uuid) -> Result<Campaign, PageError> {
-    let mut conn = state.db.acquire().await?;
-    Ok(campaigns::get(&mut conn, id)
-        .await
-        .map_err(campaign_not_found)?)
-}
-
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     Query(query): Query<NoticeQuery>,
 ) -> Result<Response, PageError> {
     let c = load(&state, id).await?;
@@ -372,19 +364,19 @@ pub(crate) async fn show(
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     body: Bytes,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut form = CampaignForm::parse(&body);
     if let Some(request) = form.request() {
         let mut tx = state.db.begin().await?;
-        match api::update_content(&mut tx, &state.templates, id, request).await {
+        match service::update_content(&state.service, &mut tx, id, request).await {
             Ok(_) => {
                 tx.commit().await?;
                 return Ok(Redirect::to(&format!("/campaigns/{id}?notice=saved")).into_response());
             }
-            Err(WebError::Conflict { message, .. }) => {
+            Err(postino_service::Error::Conflict { message, .. }) => {
                 let c = load(&state, id).await?;
                 let mut page = campaign_page(&state, &signed_in, &c, None).await?;
                 page.problem = Some(format!("Nothing was saved: {message}."));
@@ -396,6 +388,19 @@ pub(crate) async fn update(
     let c = load(&state, id).await?;
     let page = campaign_page(&state, &signed_in, &c, Some(form)).await?;
     Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page))
+}
+
+/// The campaign's page with the reason an action was refused.
+pub(crate) async fn refused(
+    state: &AppState,
+    signed_in: &SignedIn,
+    id: Uuid,
+    message: &str,
+) -> Result<Response, PageError> {
+    let c = load(state, id).await?;
+    let mut page = campaign_page(state, signed_in, &c, None).await?;
+    page.problem = Some(format!("That did not happen: {message}."));
+    Ok(render(StatusCode::CONFLICT, &page))
 }
 
 #[cfg(test)]

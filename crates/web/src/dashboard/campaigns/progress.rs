@@ -14,11 +14,11 @@ use postino_db::campaigns::{self, Campaign, Reactions};
 use postino_domain::CampaignStatus;
 use uuid::Uuid;
 
-use super::campaigns::load;
-use super::page::{PageError, SignedIn, grouped, render};
+use super::lookup::load;
 use crate::AppState;
-use crate::api::campaigns::progress;
-use crate::extract::IdPath;
+use crate::dashboard::page::PageId;
+use crate::dashboard::page::{PageError, SignedIn, grouped, render};
+use postino_service::campaigns::progress;
 
 /// What the bar shows.
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ fn time_left(seconds: i64) -> String {
 }
 
 #[derive(Template)]
-#[template(path = "dashboard/campaign_progress.html")]
+#[template(path = "dashboard/campaigns/progress.html")]
 struct ProgressPart {
     p: Progress,
 }
@@ -109,7 +109,7 @@ struct ProgressPart {
 pub(crate) async fn show(
     State(state): State<AppState>,
     Extension(_signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     headers: HeaderMap,
 ) -> Result<Response, PageError> {
     let c = load(&state, id).await?;

@@ -18,16 +18,16 @@ use postino_db::subscribers::{self, Subscriber};
 use postino_domain::{PageSize, Role};
 use uuid::Uuid;
 
-use super::page::{Layout, PageError, SignedIn, grouped, render};
-use super::subscriber_search::{SearchForm, Start};
+use super::search::{SearchForm, Start};
 use crate::AppState;
 use crate::api::exports::stream_csv;
+use crate::dashboard::page::{Layout, PageError, SignedIn, grouped, render};
 
 /// Rows per page: a screenful that still reads well on a phone.
 const PAGE_SIZE: u32 = 50;
 
 #[derive(Template)]
-#[template(path = "dashboard/subscribers.html")]
+#[template(path = "dashboard/subscribers/index.html")]
 struct SubscribersPage {
     layout: Layout,
     form: SearchForm,
@@ -38,7 +38,7 @@ struct SubscribersPage {
 
 /// The table under the form, alone, for htmx to swap in.
 #[derive(Template)]
-#[template(path = "dashboard/subscribers_results.html")]
+#[template(path = "dashboard/subscribers/results.html")]
 struct ResultsPart {
     r: Results,
 }

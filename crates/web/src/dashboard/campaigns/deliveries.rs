@@ -13,19 +13,17 @@ use postino_domain::{Cursor, DeliveryStatus, PageSize, Role};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::campaigns::{campaign_page, load};
-use super::page::{Layout, PageError, SignedIn, render};
+use super::editor::refused;
+use super::lookup::load;
 use crate::AppState;
-use crate::api::campaigns as api;
-use crate::api::deliveries;
-use crate::error::WebError;
-use crate::extract::IdPath;
+use crate::dashboard::page::{Layout, PageError, PageId, SignedIn, render};
+use postino_service::{Error, deliveries};
 
 /// Rows a page shows.
 const PAGE_ROWS: u32 = 50;
 
 #[derive(Template)]
-#[template(path = "dashboard/campaign_deliveries.html")]
+#[template(path = "dashboard/campaigns/deliveries.html")]
 struct DeliveriesPage {
     layout: Layout,
     id: Uuid,
@@ -77,7 +75,7 @@ pub(crate) struct DeliveriesQuery {
 pub(crate) async fn index(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
     Query(query): Query<DeliveriesQuery>,
 ) -> Result<Response, PageError> {
     // An unknown filter or a cursor that does not decode shows the first
@@ -85,7 +83,7 @@ pub(crate) async fn index(
     let status = query.status.parse::<DeliveryStatus>().ok();
     let after = Cursor::decode(&query.cursor).map_or(0, Cursor::key);
     let limit = PageSize::parse(Some(PAGE_ROWS))
-        .map_err(|e| PageError::Internal(WebError::invalid("limit", e.reason)))?;
+        .map_err(|e| PageError::from(postino_service::Error::invalid("limit", e.reason)))?;
     let c = load(&state, id).await?;
     let mut conn = state.db.acquire().await?;
     let (rows, next_cursor) = deliveries::page(&mut conn, id, status, after, limit).await?;
@@ -126,7 +124,7 @@ pub(crate) async fn index(
 pub(crate) async fn retry(
     State(state): State<AppState>,
     Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
+    PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut tx = state.db.begin().await?;
@@ -140,41 +138,10 @@ pub(crate) async fn retry(
             };
             Ok(Redirect::to(&format!("/campaigns/{id}?notice={notice}")).into_response())
         }
-        Err(WebError::Conflict { message, .. }) => {
+        Err(Error::Conflict { message, .. }) => {
             drop(tx);
             refused(&state, &signed_in, id, &message).await
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Deletes the campaign and goes back to the table.
-pub(crate) async fn delete(
-    State(state): State<AppState>,
-    Extension(signed_in): Extension<SignedIn>,
-    IdPath(id): IdPath,
-) -> Result<Response, PageError> {
-    signed_in.require(Role::Editor)?;
-    let mut conn = state.db.acquire().await?;
-    match api::delete(&mut conn, id).await {
-        Ok(()) => Ok(Redirect::to("/campaigns?notice=deleted").into_response()),
-        Err(WebError::Conflict { message, .. }) => {
-            drop(conn);
-            refused(&state, &signed_in, id, &message).await
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The campaign's page with the reason an action was refused.
-async fn refused(
-    state: &AppState,
-    signed_in: &SignedIn,
-    id: Uuid,
-    message: &str,
-) -> Result<Response, PageError> {
-    let c = load(state, id).await?;
-    let mut page = campaign_page(state, signed_in, &c, None).await?;
-    page.problem = Some(format!("That did not happen: {message}."));
-    Ok(render(StatusCode::CONFLICT, &page))
 }
