@@ -13,9 +13,10 @@
 //!   actions, per-subscriber export and erasure.
 //! - [`lists`] — mailing lists.
 //! - [`layouts`] — layouts that wrap campaign bodies.
-//! - [`imports`] — CSV import jobs: upload, cancel, error reports.
-//! - [`exports`] — CSV streams of subscribers (and of import errors), read
-//!   in keyset batches so memory stays flat at any size.
+//! - [`imports`] — CSV import jobs: checking an upload and queueing it,
+//!   cancelling, the report of bad rows.
+//! - [`exports`] — one keyset CSV stream, serving the subscriber export and
+//!   the import error report, so memory stays flat at any size.
 //! - [`test_sends`] — a campaign's real message to a few addresses.
 //! - [`unsubscribe`] — the signed link in every message.
 //! - [`dkim`] — which key signs a sender's mail.

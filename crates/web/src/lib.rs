@@ -17,15 +17,20 @@
 //! - `ops`: `/healthz`, `/readyz`, `/metrics` and per-request measurements.
 //! - [`error`] — [`WebError`], the one mapping from failures to responses.
 //! - `extract`: JSON, query and path extractors whose errors name the field.
+//! - `files`: CSV uploads streamed to disk and CSV downloads streamed out,
+//!   shared by the API's and the dashboard's import and export.
+//! - `documents`: JSON documents both surfaces hand out (the personal-data
+//!   export of a subscriber).
 //!
 //! Dependency rule: web holds only HTTP (routing, authentication,
 //! extractors, request and response types, pages). Every change goes
 //! through `postino-service`, whose errors each surface turns into its own
 //! answer (problem JSON for the API, an HTML page for the dashboard and the
-//! public pages). The dashboard must not import `crate::api`: that holds
-//! for campaigns, lists and layouts, whose use cases are in the service
-//! layer; the subscriber, import, relay, DKIM-key and limit pages still
-//! call the API's modules until their use cases move there too.
+//! public pages). The dashboard must not import `crate::api`: what both
+//! surfaces share besides the service lives beside them (`files` for CSV
+//! uploads and downloads, `documents` for JSON documents both hand out).
+//! The relay, DKIM-key and limit settings pages are the last to still call
+//! the API's modules.
 //! Web never depends on the scheduler or sender, which it meets only
 //! through database rows.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -33,8 +38,10 @@
 mod api;
 mod auth;
 mod dashboard;
+mod documents;
 pub mod error;
 mod extract;
+mod files;
 mod headers;
 mod ops;
 mod public;

@@ -1,10 +1,11 @@
 //! The service layer's use cases, called directly against a test database:
-//! the checks a draft passes, the lifecycle's moves, and each surface's
+//! the checks a draft passes, the lifecycle's moves, bulk actions, and each surface's
 //! answer to a path that cannot name anything.
 
 use chrono::{TimeDelta, Utc};
 use postino_domain::{CampaignStatus, EmailAddress, Role};
 use postino_service::campaigns::{self, CampaignDraft};
+use postino_service::subscribers::{self, BulkAction, BulkKind, Conditions};
 use postino_service::{Context, Error};
 use reqwest::StatusCode;
 use uuid::Uuid;
@@ -194,4 +195,83 @@ async fn a_path_that_is_not_an_id_gets_each_surfaces_own_404() {
         assert!(kind.starts_with("text/html"), "{path}: {kind}");
         assert!(page.text.contains("Not found"), "{path}: {}", page.text);
     }
+}
+
+fn bulk(action: BulkKind) -> BulkAction {
+    BulkAction {
+        action,
+        ids: None,
+        filter: None,
+        list: None,
+        status: None,
+    }
+}
+
+#[tokio::test]
+async fn bulk_actions_check_their_selection_and_change_only_whom_it_names() {
+    let app = spawn_app().await;
+    let list: Uuid = app.create_list("News", "single").await.parse().unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let s = app
+            .create_subscriber(serde_json::json!({"email": format!("p{n}@example.com")}))
+            .await;
+        ids.push(s["id"].as_str().unwrap().parse::<Uuid>().unwrap());
+    }
+    let mut tx = app.pool.begin().await.unwrap();
+
+    let e = subscribers::bulk(&mut tx, bulk(BulkKind::Delete))
+        .await
+        .unwrap_err();
+    assert_eq!(fields(&e), ["ids"], "neither ids nor filter");
+    let everyone = BulkAction {
+        filter: Some(Conditions::default()),
+        ..bulk(BulkKind::Blocklist)
+    };
+    let e = subscribers::bulk(&mut tx, everyone).await.unwrap_err();
+    assert_eq!(
+        fields(&e),
+        ["filter"],
+        "an empty filter would select everyone"
+    );
+    let no_list = BulkAction {
+        ids: Some(ids.clone()),
+        ..bulk(BulkKind::AddToList)
+    };
+    let e = subscribers::bulk(&mut tx, no_list).await.unwrap_err();
+    assert_eq!(fields(&e), ["list"]);
+    let stray_status = BulkAction {
+        ids: Some(ids.clone()),
+        status: Some(postino_domain::MembershipStatus::Confirmed),
+        ..bulk(BulkKind::Blocklist)
+    };
+    let e = subscribers::bulk(&mut tx, stray_status).await.unwrap_err();
+    assert_eq!(fields(&e), ["status"]);
+
+    let add_two = BulkAction {
+        ids: Some(ids[..2].to_vec()),
+        list: Some(list),
+        ..bulk(BulkKind::AddToList)
+    };
+    assert_eq!(subscribers::bulk(&mut tx, add_two).await.unwrap(), 2);
+    let by_filter = BulkAction {
+        filter: Some(Conditions {
+            list: Some(list),
+            ..Conditions::default()
+        }),
+        ..bulk(BulkKind::Blocklist)
+    };
+    assert_eq!(subscribers::bulk(&mut tx, by_filter).await.unwrap(), 2);
+    tx.commit().await.unwrap();
+
+    let blocklisted = app
+        .count("SELECT count(*) FROM subscribers WHERE status = 'blocklisted'")
+        .await;
+    assert_eq!(blocklisted, 2, "only the two on the list");
+    let third: String = sqlx::query_scalar("SELECT status FROM subscribers WHERE uuid = $1")
+        .bind(ids[2])
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(third, "enabled");
 }

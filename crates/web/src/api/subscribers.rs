@@ -3,17 +3,14 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
-use postino_db::subscribers::{
-    self, Existing, MembershipChange, NewSubscriber, Selection, Subscriber, SubscriberChanges,
-    SubscriberFilter,
-};
-use postino_db::{PgConnection, lists};
+use postino_db::PgConnection;
+use postino_db::subscribers::{self, NewSubscriber, SubscriberChanges, SubscriberFilter};
 use postino_domain::{
-    Attributes, Cursor, EmailAddress, MembershipStatus, OptIn, PageSize, SubscriberName,
-    SubscriberStatus,
+    Attributes, Cursor, EmailAddress, MembershipStatus, PageSize, SubscriberName, SubscriberStatus,
 };
+use postino_service::subscribers::{self as service, BulkKind, Conditions};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -22,13 +19,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::error::{FieldError, Problem, WebError};
+use crate::documents::{SubscriberExport, SubscriberResponse, subscriber_export};
+use crate::error::{Problem, WebError};
 use crate::extract::{ApiJson, ApiQuery, IdPath, IdPath2};
-
-/// Most ids one bulk request may name; larger sets go by filter.
-const MAX_BULK_IDS: usize = 10_000;
-/// Most lists one request may add a subscriber to.
-const MAX_LISTS_PER_REQUEST: usize = 100;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -43,56 +36,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk_action))
         .routes(routes!(export_subscriber))
         .routes(routes!(erase_subscriber))
-}
-
-/// A subscriber with their list memberships.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SubscriberResponse {
-    id: Uuid,
-    email: String,
-    name: String,
-    #[schema(value_type = Object)]
-    attributes: Value,
-    status: SubscriberStatus,
-    lists: Vec<MembershipResponse>,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-/// One list a subscriber is on.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct MembershipResponse {
-    /// The list's id.
-    id: Uuid,
-    name: String,
-    status: MembershipStatus,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<Subscriber> for SubscriberResponse {
-    fn from(s: Subscriber) -> Self {
-        Self {
-            id: s.uuid,
-            email: s.email.into(),
-            name: s.name.into(),
-            attributes: s.attributes.into(),
-            status: s.status,
-            lists: s
-                .memberships
-                .into_iter()
-                .map(|m| MembershipResponse {
-                    id: m.list_uuid,
-                    name: m.list_name,
-                    status: m.status,
-                    created_at: m.created_at,
-                    updated_at: m.updated_at,
-                })
-                .collect(),
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-        }
-    }
 }
 
 /// A new subscriber.
@@ -223,115 +166,11 @@ pub(crate) struct BulkResult {
     affected: u64,
 }
 
-/// Everything Postino holds on one subscriber.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct SubscriberExport {
-    subscriber: SubscriberResponse,
-    exported_at: DateTime<Utc>,
-}
-
 /// Receipt for an erasure.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct ErasureReceipt {
     id: Uuid,
     erased_at: DateTime<Utc>,
-}
-
-/// Resolves list ids to memberships to write, reporting unknown ids under `field`.
-async fn membership_changes(
-    conn: &mut PgConnection,
-    field: &str,
-    uuids: &[Uuid],
-    status: Option<MembershipStatus>,
-) -> Result<Vec<MembershipChange>, WebError> {
-    if uuids.len() > MAX_LISTS_PER_REQUEST {
-        return Err(WebError::invalid(
-            field,
-            format!("at most {MAX_LISTS_PER_REQUEST} lists per request"),
-        ));
-    }
-    let found = lists::resolve(conn, uuids).await?;
-    let mut changes = Vec::with_capacity(uuids.len());
-    let mut errors = Vec::new();
-    for (i, uuid) in uuids.iter().enumerate() {
-        match found.iter().find(|(u, _, _)| u == uuid) {
-            Some(&(_, list_id, opt_in)) => changes.push(MembershipChange {
-                list_id,
-                status: status.unwrap_or(default_status(opt_in)),
-            }),
-            None => errors.push(FieldError::new(
-                format!("{field}[{i}]"),
-                format!("no list has id {uuid}"),
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(changes)
-    } else {
-        Err(WebError::Invalid(errors))
-    }
-}
-
-fn default_status(opt_in: OptIn) -> MembershipStatus {
-    match opt_in {
-        OptIn::Single => MembershipStatus::Confirmed,
-        OptIn::Double => MembershipStatus::Unconfirmed,
-    }
-}
-
-async fn list_id(
-    conn: &mut PgConnection,
-    field: &str,
-    uuid: Uuid,
-) -> Result<(i64, OptIn), WebError> {
-    lists::resolve(conn, &[uuid])
-        .await?
-        .first()
-        .map(|&(_, id, opt_in)| (id, opt_in))
-        .ok_or_else(|| WebError::invalid(field, format!("no list has id {uuid}")))
-}
-
-/// Validates the free-form filter fields and resolves the list.
-pub(crate) async fn filter_from(
-    conn: &mut PgConnection,
-    prefix: &str,
-    body: FilterBody,
-) -> Result<SubscriberFilter, WebError> {
-    let field = |name: &str| format!("{prefix}{name}");
-    let list_id = match body.list {
-        Some(uuid) => Some(list_id(conn, &field("list"), uuid).await?.0),
-        None => None,
-    };
-    if body.list_status.is_some() && list_id.is_none() {
-        return Err(WebError::invalid(
-            field("list_status"),
-            "needs list as well",
-        ));
-    }
-    if let Some(email) = &body.email {
-        let len = email.chars().count();
-        if len == 0 || len > 254 {
-            return Err(WebError::invalid(
-                field("email"),
-                "must be 1 to 254 characters",
-            ));
-        }
-    }
-    if body.attributes.as_ref().is_some_and(|a| !a.is_object()) {
-        return Err(WebError::invalid(
-            field("attributes"),
-            "must be a JSON object",
-        ));
-    }
-    Ok(SubscriberFilter {
-        list_id,
-        list_status: body.list_status,
-        status: body.status,
-        email_contains: body.email,
-        attributes: body.attributes,
-        created_after: body.created_after,
-        created_before: body.created_before,
-    })
 }
 
 /// The search conditions as query parameters, shared by the search and the
@@ -364,27 +203,53 @@ impl FilterParams {
         self,
         conn: &mut PgConnection,
     ) -> Result<SubscriberFilter, WebError> {
-        let attributes = self
-            .attributes
-            .as_deref()
-            .map(serde_json::from_str::<Value>)
-            .transpose()
-            .map_err(|_| {
-                WebError::invalid(
-                    "attributes",
-                    "must be a JSON object, e.g. {\"city\":\"Rome\"}",
-                )
-            })?;
-        let body = FilterBody {
+        let conditions = Conditions {
             list: self.list,
             list_status: self.list_status,
             status: self.status,
             email: self.email,
-            attributes,
+            attributes: service::parse_attributes(self.attributes.as_deref())?,
             created_after: self.created_after,
             created_before: self.created_before,
         };
-        filter_from(conn, "", body).await
+        Ok(service::filter(conn, "", conditions).await?)
+    }
+}
+
+impl From<FilterBody> for Conditions {
+    fn from(b: FilterBody) -> Self {
+        Self {
+            list: b.list,
+            list_status: b.list_status,
+            status: b.status,
+            email: b.email,
+            attributes: b.attributes,
+            created_after: b.created_after,
+            created_before: b.created_before,
+        }
+    }
+}
+
+impl From<BulkActionKind> for BulkKind {
+    fn from(k: BulkActionKind) -> Self {
+        match k {
+            BulkActionKind::Blocklist => BulkKind::Blocklist,
+            BulkActionKind::Delete => BulkKind::Delete,
+            BulkActionKind::AddToList => BulkKind::AddToList,
+            BulkActionKind::RemoveFromList => BulkKind::RemoveFromList,
+        }
+    }
+}
+
+impl From<BulkAction> for service::BulkAction {
+    fn from(b: BulkAction) -> Self {
+        Self {
+            action: b.action.into(),
+            ids: b.ids,
+            filter: b.filter.map(Conditions::from),
+            list: b.list,
+            status: b.status,
+        }
     }
 }
 
@@ -442,21 +307,9 @@ async fn create_subscriber(
         attributes: body.attributes,
         status: body.status,
     };
-    let subscriber = create(&mut tx, &new, &body.lists, body.list_status).await?;
+    let subscriber = service::create(&mut tx, &new, &body.lists, body.list_status).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(subscriber.into())))
-}
-
-/// Creates subscriber `new` on `lists` (with `list_status`, or each list's
-/// default); an address already taken is a conflict naming `email`.
-pub(crate) async fn create(
-    conn: &mut PgConnection,
-    new: &NewSubscriber,
-    lists: &[Uuid],
-    list_status: Option<MembershipStatus>,
-) -> Result<Subscriber, WebError> {
-    let memberships = membership_changes(conn, "lists", lists, list_status).await?;
-    Ok(subscribers::create(conn, new, &memberships).await?)
 }
 
 /// Get one subscriber.
@@ -468,16 +321,8 @@ async fn get_subscriber(
     IdPath(id): IdPath,
 ) -> Result<Json<SubscriberResponse>, WebError> {
     let mut conn = state.db.acquire().await?;
-    let subscriber = get(&mut conn, id).await?;
+    let subscriber = service::get(&mut conn, id).await?;
     Ok(Json(subscriber.into()))
-}
-
-/// Subscriber `id` with their memberships.
-pub(crate) async fn get(conn: &mut PgConnection, id: Uuid) -> Result<Subscriber, WebError> {
-    subscribers::get(conn, id)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))
-        .map_err(WebError::from)
 }
 
 /// Change a subscriber.
@@ -499,22 +344,9 @@ async fn update_subscriber(
         status: body.status,
     };
     let mut tx = state.db.begin().await?;
-    let subscriber = update(&mut tx, id, &changes).await?;
+    let subscriber = service::update(&mut tx, id, &changes).await?;
     tx.commit().await?;
     Ok(Json(subscriber.into()))
-}
-
-/// Applies `changes` to subscriber `id`; blocklisting also unsubscribes them
-/// from every list, so run it in a transaction.
-pub(crate) async fn update(
-    conn: &mut PgConnection,
-    id: Uuid,
-    changes: &SubscriberChanges,
-) -> Result<Subscriber, WebError> {
-    subscribers::update(conn, id, changes)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))
-        .map_err(WebError::from)
 }
 
 /// Delete a subscriber and their memberships.
@@ -526,18 +358,8 @@ async fn delete_subscriber(
     IdPath(id): IdPath,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    erase(&mut conn, id).await?;
+    service::erase(&mut conn, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Deletes subscriber `id` with everything Postino holds on them.
-pub(crate) async fn erase(conn: &mut PgConnection, id: Uuid) -> Result<(), WebError> {
-    // Every table holding personal data references subscribers with ON DELETE
-    // CASCADE, so deleting the row erases all of it in one statement.
-    subscribers::delete(conn, id)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))
-        .map_err(WebError::from)
 }
 
 /// Add a subscriber to lists.
@@ -552,34 +374,9 @@ async fn add_to_lists(
     ApiJson(body): ApiJson<AddToLists>,
 ) -> Result<Json<SubscriberResponse>, WebError> {
     let mut tx = state.db.begin().await?;
-    let subscriber = add_to_lists_with(&mut tx, id, &body.lists, body.status).await?;
+    let subscriber = service::add_to_lists(&mut tx, id, &body.lists, body.status).await?;
     tx.commit().await?;
     Ok(Json(subscriber.into()))
-}
-
-/// Adds subscriber `id` to `lists`. With a status, existing memberships take
-/// it too (this is how someone is unsubscribed from one list); without one,
-/// new memberships get each list's default and existing ones are left alone.
-pub(crate) async fn add_to_lists_with(
-    conn: &mut PgConnection,
-    id: Uuid,
-    lists: &[Uuid],
-    status: Option<MembershipStatus>,
-) -> Result<Subscriber, WebError> {
-    if lists.is_empty() {
-        return Err(WebError::invalid("lists", "must name at least one list"));
-    }
-    let subscriber_id = subscribers::id_of(conn, id)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))?;
-    let changes = membership_changes(conn, "lists", lists, status).await?;
-    let existing = if status.is_some() {
-        Existing::Overwrite
-    } else {
-        Existing::Keep
-    };
-    subscribers::set_memberships(conn, subscriber_id, &changes, existing).await?;
-    Ok(subscribers::get(conn, id).await?)
 }
 
 /// Remove a subscriber from one list.
@@ -592,27 +389,8 @@ async fn remove_from_list(
     IdPath2(id, list): IdPath2,
 ) -> Result<StatusCode, WebError> {
     let mut conn = state.db.acquire().await?;
-    remove_from_list_with(&mut conn, id, list).await?;
+    service::remove_from_list(&mut conn, id, list).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Takes subscriber `id` off `list` altogether (no unsubscribed trace kept).
-pub(crate) async fn remove_from_list_with(
-    conn: &mut PgConnection,
-    id: Uuid,
-    list: Uuid,
-) -> Result<(), WebError> {
-    let subscriber_id = subscribers::id_of(conn, id)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))?;
-    let Some(&(_, list_id, _)) = lists::resolve(conn, &[list]).await?.first() else {
-        return Err(WebError::NotFound("list"));
-    };
-    let removed = subscribers::remove_memberships(conn, subscriber_id, &[list_id]).await?;
-    if removed == 0 {
-        return Err(WebError::NotFound("membership"));
-    }
-    Ok(())
 }
 
 /// Blocklist, delete, add to or remove from a list many subscribers at once.
@@ -624,79 +402,9 @@ async fn bulk_action(
     ApiJson(body): ApiJson<BulkAction>,
 ) -> Result<Json<BulkResult>, WebError> {
     let mut tx = state.db.begin().await?;
-    let affected = bulk(&mut tx, body).await?;
+    let affected = service::bulk(&mut tx, body.into()).await?;
     tx.commit().await?;
     Ok(Json(BulkResult { affected }))
-}
-
-/// Checks and applies one bulk action; returns how many subscribers it
-/// changed. Several statements: run it in a transaction.
-pub(crate) async fn bulk(conn: &mut PgConnection, body: BulkAction) -> Result<u64, WebError> {
-    let selection = match (body.ids, body.filter) {
-        (Some(ids), None) => {
-            if ids.is_empty() || ids.len() > MAX_BULK_IDS {
-                return Err(WebError::invalid(
-                    "ids",
-                    format!("must hold 1 to {MAX_BULK_IDS} ids"),
-                ));
-            }
-            Selection::Ids(ids)
-        }
-        (None, Some(filter)) => {
-            let filter = filter_from(conn, "filter.", filter).await?;
-            if filter.is_empty() {
-                return Err(WebError::invalid(
-                    "filter",
-                    "must have at least one condition; an empty filter would select everyone",
-                ));
-            }
-            Selection::Filter(filter)
-        }
-        _ => {
-            return Err(WebError::invalid(
-                "ids",
-                "give either ids or filter, not both or neither",
-            ));
-        }
-    };
-    let needs_list = matches!(
-        body.action,
-        BulkActionKind::AddToList | BulkActionKind::RemoveFromList
-    );
-    let list = match (needs_list, body.list) {
-        (true, Some(uuid)) => Some(list_id(conn, "list", uuid).await?),
-        (true, None) => return Err(WebError::invalid("list", "is required for this action")),
-        (false, Some(_)) => {
-            return Err(WebError::invalid(
-                "list",
-                "is only used by add_to_list and remove_from_list",
-            ));
-        }
-        (false, None) => None,
-    };
-    if body.status.is_some() && !matches!(body.action, BulkActionKind::AddToList) {
-        return Err(WebError::invalid("status", "is only used by add_to_list"));
-    }
-    let affected = match (body.action, list) {
-        (BulkActionKind::Blocklist, _) => subscribers::blocklist_many(conn, &selection).await?,
-        (BulkActionKind::Delete, _) => subscribers::delete_many(conn, &selection).await?,
-        (BulkActionKind::AddToList, Some((list_id, opt_in))) => {
-            let existing = if body.status.is_some() {
-                Existing::Overwrite
-            } else {
-                Existing::Keep
-            };
-            let status = body.status.unwrap_or(default_status(opt_in));
-            subscribers::add_many_to_list(conn, &selection, list_id, status, existing).await?
-        }
-        (BulkActionKind::RemoveFromList, Some((list_id, _))) => {
-            subscribers::remove_many_from_list(conn, &selection, list_id).await?
-        }
-        (BulkActionKind::AddToList | BulkActionKind::RemoveFromList, None) => {
-            return Err(WebError::invalid("list", "is required for this action"));
-        }
-    };
-    Ok(affected)
 }
 
 /// Download everything held on one subscriber, as JSON.
@@ -708,30 +416,8 @@ async fn export_subscriber(
     IdPath(id): IdPath,
 ) -> Result<(HeaderMap, Json<SubscriberExport>), WebError> {
     let mut conn = state.db.acquire().await?;
-    export(&mut conn, id).await
-}
-
-/// Everything held on subscriber `id`, as a JSON download.
-pub(crate) async fn export(
-    conn: &mut PgConnection,
-    id: Uuid,
-) -> Result<(HeaderMap, Json<SubscriberExport>), WebError> {
-    let subscriber = subscribers::get(conn, id)
-        .await
-        .map_err(postino_service::Error::not_found("subscriber"))?;
-    let mut headers = HeaderMap::new();
-    if let Ok(value) =
-        HeaderValue::from_str(&format!("attachment; filename=\"subscriber-{id}.json\""))
-    {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok((
-        headers,
-        Json(SubscriberExport {
-            subscriber: subscriber.into(),
-            exported_at: Utc::now(),
-        }),
-    ))
+    let subscriber = service::get(&mut conn, id).await?;
+    Ok(subscriber_export(subscriber, id))
 }
 
 /// Erase a subscriber: remove every record Postino holds on them (GDPR art. 17).
@@ -743,7 +429,7 @@ async fn erase_subscriber(
     IdPath(id): IdPath,
 ) -> Result<Json<ErasureReceipt>, WebError> {
     let mut conn = state.db.acquire().await?;
-    erase(&mut conn, id).await?;
+    service::erase(&mut conn, id).await?;
     Ok(Json(ErasureReceipt {
         id,
         erased_at: Utc::now(),

@@ -1,7 +1,7 @@
 //! `/import/{id}`: one import's progress bar while it runs (the page polls
 //! `/import/{id}/progress` every second), then its summary, its first bad
 //! rows, the full error report as CSV, and cancelling, all through the
-//! API's functions for `/api/v1/imports`.
+//! same use cases as `/api/v1/imports`.
 
 use askama::Template;
 use axum::Extension;
@@ -17,9 +17,10 @@ use uuid::Uuid;
 use super::imports::{file_name, is_live, mode_label, percent};
 use super::page::{Layout, PageError, SignedIn, grouped, render};
 use crate::AppState;
-use crate::api::imports::{cancel as cancel_job, error_report};
 use crate::dashboard::page::PageId;
-use crate::error::WebError;
+use crate::files::csv_response;
+use postino_service::Error;
+use postino_service::imports as service;
 
 /// Bad rows shown on the page; the CSV has them all.
 const SHOWN_ERRORS: i64 = 20;
@@ -173,7 +174,8 @@ pub(crate) async fn errors_csv(
     Extension(_signed_in): Extension<SignedIn>,
     PageId(id): PageId,
 ) -> Result<Response, PageError> {
-    Ok(error_report(&state.db, id).await?)
+    let report = service::error_report(&state.db, id).await?;
+    Ok(csv_response(report, &format!("import-{id}-errors.csv")))
 }
 
 pub(crate) async fn cancel(
@@ -182,9 +184,9 @@ pub(crate) async fn cancel(
     PageId(id): PageId,
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
-    let notice = match cancel_job(&state.db, id).await {
+    let notice = match service::cancel(&state.db, id).await {
         Ok(_) => "cancelled",
-        Err(WebError::Conflict { .. }) => "ended",
+        Err(Error::Conflict { .. }) => "ended",
         Err(e) => return Err(e.into()),
     };
     Ok(Redirect::to(&format!("/import/{id}?notice={notice}")).into_response())

@@ -15,8 +15,9 @@ use uuid::Uuid;
 use super::csrf;
 use super::page::{Layout, PageError, SignedIn, grouped, render};
 use crate::AppState;
-use crate::api::imports::{ImportParams, progress, upload};
 use crate::error::WebError;
+use crate::files::{ImportParams, upload};
+use postino_service::imports::progress;
 
 /// Imports shown under the form.
 const RECENT: i64 = 20;

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::profile::{EditForm, Extras, page};
 use crate::AppState;
-use crate::api::subscribers as api;
 use crate::dashboard::page::{PageError, PageForm, SignedIn};
 use crate::dashboard::page::{PageId, PageId2};
-use crate::error::WebError;
+use postino_service::Error;
+use postino_service::subscribers as service;
 
 fn back(id: Uuid, notice: &str) -> Response {
     Redirect::to(&format!("/subscribers/{id}?notice={notice}")).into_response()
@@ -42,9 +42,9 @@ pub(crate) async fn update(
         status: None,
     };
     let mut tx = state.db.begin().await?;
-    match api::update(&mut tx, id, &changes).await {
+    match service::update(&mut tx, id, &changes).await {
         Ok(_) => {}
-        Err(WebError::Conflict { .. }) => {
+        Err(Error::Conflict { .. }) => {
             let form = shown.with_error(
                 "email",
                 "Another subscriber already has this address. Open theirs instead, or delete one of the two.",
@@ -96,7 +96,7 @@ pub(crate) async fn set_status(
         ..SubscriberChanges::default()
     };
     let mut tx = state.db.begin().await?;
-    api::update(&mut tx, id, &changes).await?;
+    service::update(&mut tx, id, &changes).await?;
     tx.commit().await?;
     Ok(back(id, status.as_str()))
 }
@@ -129,9 +129,9 @@ pub(crate) async fn add_to_list(
         ),
     };
     let mut tx = state.db.begin().await?;
-    match api::add_to_lists_with(&mut tx, id, &[list], status).await {
+    match service::add_to_lists(&mut tx, id, &[list], status).await {
         Ok(_) => {}
-        Err(WebError::Invalid(_)) => {
+        Err(Error::Invalid(_)) => {
             return refused(
                 &state,
                 &signed_in,
@@ -155,10 +155,10 @@ pub(crate) async fn unsubscribe(
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut tx = state.db.begin().await?;
-    api::add_to_lists_with(&mut tx, id, &[list], Some(MembershipStatus::Unsubscribed))
+    service::add_to_lists(&mut tx, id, &[list], Some(MembershipStatus::Unsubscribed))
         .await
         .map_err(|e| match e {
-            WebError::Invalid(_) => WebError::NotFound("list"),
+            Error::Invalid(_) => Error::NotFound("list"),
             other => other,
         })?;
     tx.commit().await?;
@@ -173,7 +173,7 @@ pub(crate) async fn remove_from_list(
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
-    api::remove_from_list_with(&mut conn, id, list).await?;
+    service::remove_from_list(&mut conn, id, list).await?;
     Ok(back(id, "removed"))
 }
 
@@ -185,7 +185,7 @@ pub(crate) async fn delete(
 ) -> Result<Response, PageError> {
     signed_in.require(Role::Editor)?;
     let mut conn = state.db.acquire().await?;
-    api::erase(&mut conn, id).await?;
+    service::erase(&mut conn, id).await?;
     Ok(Redirect::to("/subscribers?notice=deleted").into_response())
 }
 
@@ -212,5 +212,6 @@ pub(crate) async fn export(
     PageId(id): PageId,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
-    Ok(api::export(&mut conn, id).await?.into_response())
+    let subscriber = service::get(&mut conn, id).await?;
+    Ok(crate::documents::subscriber_export(subscriber, id).into_response())
 }

@@ -10,10 +10,10 @@ use postino_domain::Role;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::api::subscribers::{self as api, BulkAction, BulkActionKind};
 use crate::dashboard::page::{PageError, SignedIn};
 use crate::dashboard::session::safe_next;
-use crate::error::WebError;
+use postino_service::Error;
+use postino_service::subscribers::{self as service, BulkAction, BulkKind};
 
 /// The bulk form: `ids` repeats, which the derive-based form reader cannot
 /// take, so it is read pair by pair.
@@ -74,20 +74,20 @@ pub(crate) async fn apply(
         return Ok(form.back("none-ticked", None));
     }
     let (action, done) = match form.action.as_str() {
-        "blocklist" => (BulkActionKind::Blocklist, "bulk-blocklisted"),
-        "delete" => (BulkActionKind::Delete, "bulk-deleted"),
-        "add_to_list" => (BulkActionKind::AddToList, "bulk-added"),
-        "remove_from_list" => (BulkActionKind::RemoveFromList, "bulk-removed"),
+        "blocklist" => (BulkKind::Blocklist, "bulk-blocklisted"),
+        "delete" => (BulkKind::Delete, "bulk-deleted"),
+        "add_to_list" => (BulkKind::AddToList, "bulk-added"),
+        "remove_from_list" => (BulkKind::RemoveFromList, "bulk-removed"),
         _ => return Err(PageError::BadForm),
     };
     let list = match action {
-        BulkActionKind::AddToList | BulkActionKind::RemoveFromList => {
+        BulkKind::AddToList | BulkKind::RemoveFromList => {
             if form.list.trim().is_empty() {
                 return Ok(form.back("choose-list", None));
             }
             Some(Uuid::parse_str(form.list.trim()).map_err(|_| PageError::BadForm)?)
         }
-        BulkActionKind::Blocklist | BulkActionKind::Delete => None,
+        BulkKind::Blocklist | BulkKind::Delete => None,
     };
     let request = BulkAction {
         action,
@@ -97,10 +97,10 @@ pub(crate) async fn apply(
         status: None,
     };
     let mut tx = state.db.begin().await?;
-    let affected = match api::bulk(&mut tx, request).await {
+    let affected = match service::bulk(&mut tx, request).await {
         Ok(n) => n,
         // The list was deleted since the page was drawn.
-        Err(WebError::Invalid(_)) => return Err(WebError::NotFound("list").into()),
+        Err(Error::Invalid(_)) => return Err(PageError::NotFound("list")),
         Err(e) => return Err(e.into()),
     };
     tx.commit().await?;

@@ -20,8 +20,9 @@ use uuid::Uuid;
 
 use super::search::{SearchForm, Start};
 use crate::AppState;
-use crate::api::exports::stream_csv;
 use crate::dashboard::page::{Layout, PageError, SignedIn, grouped, render};
+use crate::files::csv_response;
+use postino_service::exports::subscribers_csv;
 
 /// Rows per page: a screenful that still reads well on a phone.
 const PAGE_SIZE: u32 = 50;
@@ -226,7 +227,10 @@ pub(crate) async fn export(
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
     match form.resolve(&mut conn).await {
-        Ok((_, filter)) => Ok(stream_csv(state.db.clone(), filter, "subscribers.csv")),
+        Ok((_, filter)) => Ok(csv_response(
+            subscribers_csv(state.db.clone(), filter),
+            "subscribers.csv",
+        )),
         // The search page names what is wrong with the conditions.
         Err(form) => Ok(Redirect::to(&form.href(None)).into_response()),
     }

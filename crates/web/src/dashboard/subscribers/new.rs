@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::profile::EditForm;
 use crate::AppState;
-use crate::api::subscribers as api;
 use crate::dashboard::page::{Layout, PageError, SignedIn, render};
-use crate::error::WebError;
+use postino_service::Error;
+use postino_service::subscribers as service;
 
 #[derive(Template)]
 #[template(path = "dashboard/subscribers/new.html")]
@@ -136,21 +136,21 @@ pub(crate) async fn create(
     };
     let status = typed.confirmed.then_some(MembershipStatus::Confirmed);
     let mut tx = state.db.begin().await?;
-    let refusal = match api::create(&mut tx, &new, &typed.ticked, status).await {
+    let refusal = match service::create(&mut tx, &new, &typed.ticked, status).await {
         Ok(s) => {
             tx.commit().await?;
             return Ok(
                 Redirect::to(&format!("/subscribers/{}?notice=created", s.uuid)).into_response(),
             );
         }
-        Err(WebError::Conflict { .. }) => Typed {
+        Err(Error::Conflict { .. }) => Typed {
             form: shown.with_error(
                 "email",
                 "Someone with this address is already in Postino. Search for them to change their lists.",
             ),
             ..typed
         },
-        Err(WebError::Invalid(_)) => {
+        Err(Error::Invalid(_)) => {
             drop(tx);
             let page = page(
                 &mut conn,

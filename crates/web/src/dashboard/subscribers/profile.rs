@@ -18,8 +18,8 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::api::subscribers as api;
 use crate::dashboard::page::{Layout, PageError, SignedIn, render};
+use postino_service::subscribers as service;
 
 /// How much of their history the page shows; the rest is in the API.
 const HISTORY: i64 = 20;
@@ -223,7 +223,7 @@ pub(crate) async fn page(
     extras: Extras,
 ) -> Result<Response, PageError> {
     let mut conn = state.db.acquire().await?;
-    let s = api::get(&mut conn, id).await?;
+    let s = service::get(&mut conn, id).await?;
     let deliveries = activity::deliveries(&mut conn, s.id, HISTORY).await?;
     let bounces = activity::bounces(&mut conn, s.id, HISTORY).await?;
     let events = activity::events(&mut conn, s.id, HISTORY).await?;

@@ -10,8 +10,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::api::subscribers::{FilterBody, filter_from};
-use crate::error::WebError;
+use postino_service::Error;
+use postino_service::subscribers::{Conditions, filter};
 
 /// The search form's fields as typed; every one may be empty.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -168,8 +168,8 @@ impl SearchForm {
         }
     }
 
-    /// The API's filter for these conditions, checked by the API's own
-    /// function; `Err` carries the form back with every problem named.
+    /// The filter for these conditions, checked by the same use case as
+    /// the API's; `Err` carries the form back with every problem named.
     pub(crate) async fn resolve(
         mut self,
         conn: &mut PgConnection,
@@ -181,9 +181,9 @@ impl SearchForm {
                 return Err(Box::new(self));
             }
         };
-        match filter_from(conn, "", body).await {
+        match filter(conn, "", body).await {
             Ok(filter) => Ok((self, filter)),
-            Err(WebError::Invalid(errors)) => {
+            Err(Error::Invalid(errors)) => {
                 self.errors = errors
                     .into_iter()
                     .map(|e| match e.field.as_str() {
@@ -207,8 +207,8 @@ impl SearchForm {
         }
     }
 
-    /// The fields as the API's filter body, or what is wrong with them.
-    fn body(&self) -> Result<FilterBody, Vec<(&'static str, String)>> {
+    /// The fields as search conditions, or what is wrong with them.
+    fn body(&self) -> Result<Conditions, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
         let trimmed = |v: &str| Some(v.trim().to_owned()).filter(|v| !v.is_empty());
         let list = trimmed(&self.list).and_then(|raw| match Uuid::parse_str(&raw) {
@@ -259,7 +259,7 @@ impl SearchForm {
         let from = day("created_from", &self.created_from);
         let to = day("created_to", &self.created_to);
         let midnight = |d: NaiveDate| d.and_time(NaiveTime::MIN).and_utc();
-        let body = FilterBody {
+        let body = Conditions {
             list,
             list_status,
             status,
