@@ -18,32 +18,12 @@ use uuid::Uuid;
 use super::editor::{campaign_page, refused};
 use super::form::{CampaignForm, FIELDS};
 use super::lookup::load;
+use super::preview::PreviewPart;
 use crate::AppState;
 use crate::dashboard::page::{PageError, PageForm, PageId, SignedIn, render};
 use postino_service::Error;
-use postino_service::campaigns::{self as service, Preview};
+use postino_service::campaigns as service;
 use postino_service::test_sends;
-
-/// A rendered preview as the page shows it.
-#[derive(Debug, Clone)]
-pub(crate) struct PreviewPart {
-    pub(crate) subject: String,
-    /// The HTML, for the sandboxed frame; `None` for plain-text campaigns.
-    pub(crate) html: Option<String>,
-    pub(crate) text: String,
-    pub(crate) dkim: String,
-}
-
-impl From<Preview> for PreviewPart {
-    fn from(p: Preview) -> Self {
-        Self {
-            subject: p.subject,
-            html: p.html,
-            text: p.text,
-            dkim: p.dkim.note,
-        }
-    }
-}
 
 #[derive(Template)]
 #[template(path = "dashboard/campaigns/preview.html")]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use super::form::CampaignForm;
 use super::lookup::load;
+use super::preview::PreviewPart;
 use super::progress::Progress;
 use super::timeline::TimelineChart;
 use crate::AppState;
@@ -68,7 +69,7 @@ pub(crate) struct CampaignPage {
     pub(crate) editable: bool,
     pub(crate) actions: Vec<Action>,
     /// The preview as first shown (later ones come from htmx).
-    pub(crate) preview: Option<super::actions::PreviewPart>,
+    pub(crate) preview: Option<PreviewPart>,
     pub(crate) progress: Option<Progress>,
     /// Once it has started: what went out when.
     pub(crate) timeline: Option<TimelineChart>,
@@ -291,7 +292,7 @@ pub(crate) async fn campaign_page(
     // layout changed since) is shown beside the field, as when typing.
     let mut shown = form.unwrap_or_else(|| CampaignForm::of(c));
     let preview = match service::preview_stored(&state.service, &mut conn, c, None).await {
-        Ok(p) => Some(super::actions::PreviewPart::from(p)),
+        Ok(p) => Some(PreviewPart::from(p)),
         Err(e) => {
             shown.absorb(e)?;
             None

@@ -10,11 +10,13 @@
 //! - `timeline`: the chart of deliveries over time.
 //! - `deliveries`: who got it and why, and retrying the failures.
 //! - `lookup`: finding the campaign a page is about.
+//! - `preview`: a rendered preview as the page shows it.
 
 pub(crate) mod actions;
 pub(crate) mod deliveries;
 pub(crate) mod editor;
 mod form;
 pub(crate) mod lookup;
+mod preview;
 pub(crate) mod progress;
 mod timeline;
