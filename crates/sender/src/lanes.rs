@@ -10,28 +10,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use postino_db::sending::Recorded;
 use postino_db::smtp_servers::SmtpServer;
-use postino_domain::{ServerGroup, SmtpSettings};
+use postino_domain::ServerGroup;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Breaker, BreakerSettings};
+use crate::job::Job;
 use crate::policy::Policy;
 use crate::rates::Rate;
-use crate::worker::{self, Job, Shared};
-
-/// What a relay's workers share.
-#[derive(Debug)]
-pub(crate) struct Relay {
-    pub(crate) name: String,
-    pub(crate) settings: SmtpSettings,
-    /// Limits every message through it takes a grant from, longest window first.
-    pub(crate) rates: Vec<Rate>,
-    pub(crate) breaker: Arc<Breaker>,
-    /// One worker at a time gathers grants, so waiting workers do not each
-    /// hold (and waste) grants of the limits they already got.
-    pub(crate) gate: tokio::sync::Mutex<()>,
-}
+use crate::relay::Relay;
+use crate::shared::Shared;
+use crate::worker;
 
 #[derive(Debug)]
 struct Lane {

@@ -28,7 +28,10 @@
 //! - [`SenderSettings`] — `[sender]`: batch sizes, lease, retry policy, bounces.
 //! - [`run`] — the sender until shut down: reload, claim, dispatch.
 //! - `lanes` — one lane per relay: workers, queue, weighted dispatch.
+//! - `relay` — what one relay's workers share: settings, limits, breaker.
 //! - `worker` — one SMTP session, one message at a time; how replies settle.
+//! - `job` — a claimed delivery with its campaign, rendered in batches.
+//! - `shared` — what the claimer and all workers share.
 //! - `policy` — the global rate, domain rules, this process's share.
 //! - `rates` — sliding-window limits shared through PostgreSQL.
 //! - `domains` — the per-domain gate: in flight, per minute, deferrals.
@@ -37,6 +40,10 @@
 //! - `prepared` — compiled campaigns and the set of running ones.
 //! - `recorder` — batched result writes.
 //! - `dkim` — the DKIM keys the workers sign with, reread with the relays.
+//!
+//! Each module imports only those below it: `lanes` the workers it
+//! spawns, `worker` the relay, job and shared state it works with, and
+//! none of those back.
 //!
 //! Dependency rule: depends on `postino-db`, `postino-compose`,
 //! `postino-smtp` and `postino-domain`; meets the web and scheduler roles in
@@ -47,12 +54,15 @@ mod alarm;
 mod breaker;
 mod dkim;
 mod domains;
+mod job;
 mod lanes;
 mod policy;
 mod prepared;
 mod rates;
 mod recorder;
+mod relay;
 mod settings;
+mod shared;
 mod worker;
 
 use std::collections::HashMap;
@@ -74,11 +84,12 @@ pub use settings::SenderSettings;
 use alarm::{Alarm, AlarmSettings};
 use breaker::BreakerSettings;
 use domains::Domains;
+use job::Job;
 use lanes::{Lanes, Wiring};
 use postino_sandbox::Sandbox;
 use prepared::{Cache, Running};
 use rates::Rates;
-use worker::{Job, Shared, Throttle};
+use shared::{Shared, Suspect, Throttle};
 
 /// How often the running set is reread even while the workers are busy,
 /// which bounds how long a paused campaign keeps sending.
@@ -207,7 +218,7 @@ async fn claim(
         })
         .collect();
     drop(conn);
-    worker::prerender(&mut jobs, &shared.addressing).await;
+    job::prerender(&mut jobs, &shared.addressing).await;
     Ok(jobs)
 }
 
@@ -308,7 +319,7 @@ pub async fn run(
         },
         processes: AtomicU32::new(1),
         dkim: dkim::Keys::default(),
-        suspect: worker::Suspect::default(),
+        suspect: Suspect::default(),
     });
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
     let recorder = tokio::spawn(recorder::run(
@@ -341,7 +352,7 @@ pub async fn run(
     while !shutdown.is_cancelled() {
         if reloaded.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
             reloaded = Some(Instant::now());
-            dkim::reload(&pool, &shared).await;
+            dkim::reload(&pool, &shared.dkim, &shared.addressing.dkim_vault).await;
             if let Err(e) = reload(&pool, me, &settings, &mut lanes, &wiring).await {
                 tracing::error!(error = %e, "cannot read the sending policy or the SMTP servers");
             }

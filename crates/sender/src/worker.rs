@@ -1,209 +1,28 @@
-//! One worker: one SMTP connection, one message at a time.
+//! One worker: one SMTP connection, one message at a time; and how the
+//! relay's answer settles a delivery.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use postino_compose::{Addressee, Addressing, Recipient, Rendered};
-use postino_db::PgPool;
+use postino_compose::Addressee;
 use postino_db::sending::{Claimed, Outcome, Recorded};
 use postino_domain::policy::is_slow_down;
-use postino_domain::{EmailAddress, RetryPolicy, is_recipient_refusal};
+use postino_domain::{EmailAddress, is_recipient_refusal};
 use postino_smtp::{Connection, SendOutcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alarm::Alarm;
-use crate::domains::{Admit, DomainRule, Domains, domain_of};
-use crate::lanes::Relay;
-use crate::policy::domain_rate;
-use crate::prepared::{PreparedCampaign, Running};
-use crate::rates::{Rates, Ticket};
-
-/// A claimed delivery on its way to a worker.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) claimed: Claimed,
-    pub(crate) campaign: Arc<PreparedCampaign>,
-    /// After this instant the claim may belong to someone else: the job is
-    /// handed back unsent.
-    pub(crate) lease_deadline: Instant,
-    /// Its message's content, rendered with the rest of its claim (see
-    /// [`prerender`]); `None` renders it when sent.
-    pub(crate) rendered: Option<Result<Rendered, postino_sandbox::Error>>,
-}
-
-/// Renders the jobs of one claim in one sandbox request per campaign: a
-/// round trip per message would cost more than building it. A recipient
-/// whose render kills its child is retried alone by the sandbox, so only
-/// that one fails.
-pub(crate) async fn prerender(jobs: &mut [Job], addressing: &Addressing) {
-    let mut campaigns: Vec<i64> = jobs.iter().map(|j| j.claimed.campaign_id).collect();
-    campaigns.sort_unstable();
-    campaigns.dedup();
-    for campaign in campaigns {
-        let mine: Vec<usize> = (0..jobs.len())
-            .filter(|&i| {
-                jobs[i].claimed.campaign_id == campaign && jobs[i].claimed.list_uuid.is_some()
-            })
-            .collect();
-        let Some(&first) = mine.first() else {
-            continue;
-        };
-        let template = jobs[first].campaign.template.clone();
-        let identity = jobs[first].campaign.identity.uuid;
-        let recipients: Vec<(Recipient, String)> = mine
-            .iter()
-            .map(|&i| {
-                let r = recipient_of(&jobs[i].claimed);
-                let url = addressing.unsubscribe_url(identity, r.id);
-                (r, url)
-            })
-            .collect();
-        let pairs: Vec<(&Recipient, &str)> =
-            recipients.iter().map(|(r, u)| (r, u.as_str())).collect();
-        let results = template.render_many(&pairs).await;
-        for (i, result) in mine.into_iter().zip(results) {
-            jobs[i].rendered = Some(result);
-        }
-    }
-}
-
-impl Job {
-    pub(crate) fn released(&self) -> Recorded {
-        Recorded {
-            id: self.claimed.id,
-            attempt: self.claimed.attempt,
-            outcome: Outcome::Released,
-        }
-    }
-}
+use crate::domains::{Admit, domain_of};
+use crate::job::{Job, recipient_of};
+use crate::rates::Ticket;
+use crate::relay::Relay;
+use crate::shared::Shared;
 
 /// How long a delivery waits when no rendering process can be started.
 const SANDBOX_DOWN_WAIT_SECS: i64 = 10;
-
-/// What every worker shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) addressing: Addressing,
-    /// Renders each message in a process of its own.
-    pub(crate) templates: postino_sandbox::Sandbox,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) running: Running,
-    pub(crate) pool: PgPool,
-    pub(crate) rates: Rates,
-    pub(crate) domains: Arc<Domains>,
-    pub(crate) alarm: Alarm,
-    /// Campaigns to pause, and why; the claimer writes them.
-    pub(crate) pauses: mpsc::UnboundedSender<(i64, String)>,
-    pub(crate) throttle: Throttle,
-    /// Sender processes alive, for the rate a domain was seeing.
-    pub(crate) processes: AtomicU32,
-    /// The DKIM keys messages are signed with.
-    pub(crate) dkim: crate::dkim::Keys,
-    /// The suspect this process holds, if any (see [`Suspect`]).
-    pub(crate) suspect: Suspect,
-}
-
-/// The one suspect delivery (one a dead sender held) this process may have
-/// in flight. Claimed alone, a suspect that kills its sender takes no other
-/// suspect with it, so a delivery that crashes senders reaches
-/// [`postino_domain::MAX_LOST_LEASES`] and is failed while the deliveries
-/// that merely shared its batch go out. The slot frees itself when the
-/// claim's lease ends, whatever became of the job.
-#[derive(Debug, Default)]
-pub(crate) struct Suspect(std::sync::Mutex<Option<(i64, Instant)>>);
-
-impl Suspect {
-    pub(crate) fn is_free(&self) -> bool {
-        self.0.lock().map_or(true, |held| {
-            held.is_none_or(|(_, until)| Instant::now() >= until)
-        })
-    }
-
-    pub(crate) fn hold(&self, delivery: i64, until: Instant) {
-        if let Ok(mut held) = self.0.lock() {
-            *held = Some((delivery, until));
-        }
-    }
-
-    /// Frees the slot if `delivery` holds it.
-    pub(crate) fn done(&self, delivery: i64) {
-        if let Ok(mut held) = self.0.lock()
-            && held.is_some_and(|(id, _)| id == delivery)
-        {
-            *held = None;
-        }
-    }
-}
-
-/// How domains that ask us to slow down are slowed.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    pub(crate) calm: Duration,
-    pub(crate) floor_per_minute: u32,
-    /// When this process last slowed each domain: replies to messages
-    /// already in flight arrive together and count once.
-    pub(crate) slowed: Mutex<HashMap<String, Instant>>,
-}
-
-impl Shared {
-    /// A domain answered "slow down": halve its rate for every sender, and
-    /// apply the new rate here at once.
-    async fn slow_down(&self, domain: &str) {
-        let calm = self.throttle.calm;
-        {
-            let mut slowed = self
-                .throttle
-                .slowed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if slowed.get(domain).is_some_and(|at| at.elapsed() < calm) {
-                return;
-            }
-            slowed.insert(domain.to_owned(), Instant::now());
-        }
-        let observed = self
-            .domains
-            .observed_per_minute(domain)
-            .saturating_mul(self.processes.load(Ordering::Relaxed).max(1));
-        let written = match self.pool.acquire().await {
-            Ok(mut conn) => {
-                postino_db::policy::slow_down(
-                    &mut conn,
-                    domain,
-                    observed,
-                    self.throttle.floor_per_minute,
-                    calm,
-                )
-                .await
-            }
-            Err(e) => Err(e.into()),
-        };
-        match written {
-            Ok(per_minute) => {
-                tracing::info!(
-                    domain,
-                    per_minute,
-                    "domain asked us to slow down; throttled"
-                );
-                metrics::counter!("postino_domain_slowdowns_total").increment(1);
-                self.domains.set_rule(
-                    domain,
-                    DomainRule {
-                        in_flight: self.domains.in_flight_limit(domain),
-                        rate: Some(domain_rate(domain, per_minute)),
-                    },
-                );
-            }
-            Err(e) => tracing::error!(domain, error = %e, "cannot record a domain throttle"),
-        }
-    }
-}
 
 /// An open connection is closed after this long without work, so an idle
 /// sender holds no sessions on the relay.
@@ -324,19 +143,6 @@ pub(crate) async fn run(
     }
     if let Some(c) = conn {
         c.close().await;
-    }
-}
-
-fn recipient_of(c: &Claimed) -> Recipient {
-    Recipient {
-        id: c.subscriber_uuid,
-        email: c.email.clone(),
-        name: c.name.clone(),
-        attributes: match &c.attributes {
-            serde_json::Value::Object(map) => map.clone(),
-            _ => serde_json::Map::new(),
-        },
-        created_at: c.subscribed_at,
     }
 }
 
