@@ -22,6 +22,50 @@ pub(crate) struct Job {
     pub(crate) rendered: Option<Result<Rendered, postino_sandbox::Error>>,
 }
 
+impl Job {
+    /// The result that hands the claim back to the queue unsent.
+    pub(crate) fn released(&self) -> Recorded {
+        self.settled(Outcome::Released)
+    }
+
+    /// The result recording `outcome` for this claim.
+    pub(crate) fn settled(&self, outcome: Outcome) -> Recorded {
+        Recorded {
+            id: self.claimed.id,
+            attempt: self.claimed.attempt,
+            outcome,
+        }
+    }
+
+    /// Whether it is to be rendered and sent at all: a campaign recipient
+    /// no longer in the audience is skipped, a priority delivery never is.
+    pub(crate) fn is_addressed(&self) -> bool {
+        self.claimed.kind.is_priority() || self.claimed.list_uuid.is_some()
+    }
+}
+
+/// The recipient as templates see them: the subscriber, or for a test send
+/// to an address nobody has, the sample subscriber at that address (as the
+/// preview shows it).
+pub(crate) fn recipient_of(c: &Claimed) -> Recipient {
+    match &c.subscriber {
+        Some(s) => Recipient {
+            id: s.uuid,
+            email: c.email.clone(),
+            name: s.name.clone(),
+            attributes: match &s.attributes {
+                serde_json::Value::Object(map) => map.clone(),
+                _ => serde_json::Map::new(),
+            },
+            created_at: s.created_at,
+        },
+        None => Recipient {
+            email: c.email.clone(),
+            ..Recipient::sample()
+        },
+    }
+}
+
 /// Renders the jobs of one claim in one sandbox request per campaign: a
 /// round trip per message would cost more than building it. A recipient
 /// whose render kills its child is retried alone by the sandbox, so only
@@ -32,9 +76,7 @@ pub(crate) async fn prerender(jobs: &mut [Job], addressing: &Addressing) {
     campaigns.dedup();
     for campaign in campaigns {
         let mine: Vec<usize> = (0..jobs.len())
-            .filter(|&i| {
-                jobs[i].claimed.campaign_id == campaign && jobs[i].claimed.list_uuid.is_some()
-            })
+            .filter(|&i| jobs[i].claimed.campaign_id == campaign && jobs[i].is_addressed())
             .collect();
         let Some(&first) = mine.first() else {
             continue;
@@ -55,30 +97,5 @@ pub(crate) async fn prerender(jobs: &mut [Job], addressing: &Addressing) {
         for (i, result) in mine.into_iter().zip(results) {
             jobs[i].rendered = Some(result);
         }
-    }
-}
-
-impl Job {
-    /// The result that hands the claim back to the queue unsent.
-    pub(crate) fn released(&self) -> Recorded {
-        Recorded {
-            id: self.claimed.id,
-            attempt: self.claimed.attempt,
-            outcome: Outcome::Released,
-        }
-    }
-}
-
-/// The recipient as templates see them.
-pub(crate) fn recipient_of(c: &Claimed) -> Recipient {
-    Recipient {
-        id: c.subscriber_uuid,
-        email: c.email.clone(),
-        name: c.name.clone(),
-        attributes: match &c.attributes {
-            serde_json::Value::Object(map) => map.clone(),
-            _ => serde_json::Map::new(),
-        },
-        created_at: c.subscribed_at,
     }
 }

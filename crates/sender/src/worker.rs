@@ -1,5 +1,5 @@
-//! One worker: one SMTP connection, one message at a time; and how the
-//! relay's answer settles a delivery.
+//! One worker: one SMTP connection, one message at a time, priority mail
+//! first; and how the relay's answer settles a delivery.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -63,10 +63,29 @@ async fn grants(
     }
 }
 
-/// Takes jobs until `stop` is cancelled or the job channel closes.
+/// The jobs waiting for one relay's workers.
+#[derive(Debug, Clone)]
+pub(crate) struct Queues {
+    /// Priority mail (test sends): taken first, whatever waits in bulk.
+    pub(crate) priority: async_channel::Receiver<Job>,
+    /// Campaign recipients' copies.
+    pub(crate) bulk: async_channel::Receiver<Job>,
+}
+
+impl Queues {
+    fn try_recv(&self) -> Option<Job> {
+        self.priority
+            .try_recv()
+            .or_else(|_| self.bulk.try_recv())
+            .ok()
+    }
+}
+
+/// Takes jobs, priority ones first, until `stop` is cancelled or the job
+/// channels close.
 pub(crate) async fn run(
     relay: Arc<Relay>,
-    jobs: async_channel::Receiver<Job>,
+    queues: Queues,
     results: mpsc::Sender<Recorded>,
     shared: Arc<Shared>,
     stop: CancellationToken,
@@ -80,7 +99,7 @@ pub(crate) async fn run(
             if let Some(c) = conn.take() {
                 c.close().await;
             }
-            while let Ok(job) = jobs.try_recv() {
+            while let Some(job) = queues.try_recv() {
                 if results.send(job.released()).await.is_err() {
                     return;
                 }
@@ -91,14 +110,19 @@ pub(crate) async fn run(
             continue;
         }
         // Take a job only once this relay's limits allow a message, so a
-        // relay at its limit leaves jobs to the others.
+        // relay at its limit leaves jobs to the others. Priority mail takes
+        // the same grants: it jumps the queue, not the limits.
         if !grants(&relay, &shared, &mut ticket, &stop).await {
             break;
         }
         let job = tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            job = jobs.recv() => match job {
+            job = queues.priority.recv() => match job {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            job = queues.bulk.recv() => match job {
                 Ok(job) => job,
                 Err(_) => break,
             },
@@ -125,11 +149,9 @@ pub(crate) async fn run(
                 "sending a delivery panicked; it is failed"
             );
             conn = None;
-            Step::not_attempted(Recorded {
-                id: job.claimed.id,
-                attempt: job.claimed.attempt,
-                outcome: failed("not tried again: an internal error stopped it".to_owned()),
-            })
+            Step::not_attempted(job.settled(failed(
+                "not tried again: an internal error stopped it".to_owned(),
+            )))
         });
         shared.suspect.done(job.claimed.id);
         if step.attempted {
@@ -172,22 +194,23 @@ impl Step {
     }
 }
 
-/// Sends one job.
+/// Sends one job. A campaign recipient's copy goes only while its campaign
+/// runs and they are still in its audience; a priority one (a test send)
+/// goes whatever the campaign's state, and only once.
 async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, job: &Job) -> Step {
     let c = &job.claimed;
-    let record = |outcome| Recorded {
-        id: c.id,
-        attempt: c.attempt,
-        outcome,
-    };
-    if !shared.running.contains(c.campaign_id) || Instant::now() >= job.lease_deadline {
+    let record = |outcome| job.settled(outcome);
+    let priority = c.kind.is_priority();
+    if (!priority && !shared.running.contains(c.campaign_id))
+        || Instant::now() >= job.lease_deadline
+    {
         return Step::not_attempted(job.released());
     }
-    let Some(list) = c.list_uuid else {
+    if !job.is_addressed() {
         return Step::not_attempted(record(Outcome::Skipped {
             reason: "unsubscribed or blocklisted after the campaign was queued".to_owned(),
         }));
-    };
+    }
     let to = match EmailAddress::parse(&c.email) {
         Ok(to) => to,
         Err(e) => {
@@ -241,8 +264,10 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         Addressee {
             recipient: &recipient,
             to: &to,
-            list: Some(list),
-            delivery: Some(c.id),
+            list: c.list_uuid,
+            // A test send's bounces go to the sender address, as a
+            // preview's would: there is no recipient to bounce.
+            delivery: (!priority).then_some(c.id),
         },
     );
     let mut message = match composed {
@@ -269,17 +294,24 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
                 *conn = Some(opened);
             }
             Err(outcome) => {
-                let (reply, misconfigured) = match outcome {
-                    SendOutcome::PermFail { reply, .. } => (reply, true),
-                    SendOutcome::TempFail { reply, .. } | SendOutcome::Sent { reply, .. } => {
-                        (reply, false)
-                    }
+                let (code, reply, misconfigured) = match outcome {
+                    SendOutcome::PermFail { code, reply } => (code, reply, true),
+                    SendOutcome::TempFail { code, reply } => (code, reply, false),
+                    SendOutcome::Sent { code, reply } => (Some(code), reply, false),
                 };
                 tracing::warn!(relay = %relay.name, reply = %reply, "cannot open an SMTP session");
                 if let Some(cooldown) = relay.breaker.failure(&reply, misconfigured) {
                     tracing::warn!(relay = %relay.name, seconds = cooldown.as_secs_f64(), "relay taken out of rotation");
                     metrics::counter!("postino_relay_trips_total", "relay" => relay.name.clone())
                         .increment(1);
+                }
+                if priority {
+                    // Somebody is waiting for this answer: it is the result.
+                    return Step::not_attempted(record(Outcome::Failed {
+                        code,
+                        reply,
+                        bounce: false,
+                    }));
                 }
                 // Not the recipient's fault: back to the queue, for
                 // another relay or a later try, with no attempt counted.
@@ -306,7 +338,9 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         // The receiver pacing us, not a failure of the campaign: the
         // throttle answers it, the alarm does not count it.
         shared.slow_down(domain).await;
-    } else {
+    } else if !priority {
+        // A test send's refusal is the answer to a test, not a sign the
+        // campaign is failing.
         let failure = match &outcome {
             SendOutcome::Sent { .. } => None,
             SendOutcome::TempFail { reply, .. } | SendOutcome::PermFail { reply, .. } => {
@@ -330,10 +364,20 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
 
 /// Turns the relay's answer into what to record: retry a temporary failure
 /// with backoff until the first attempt is too old, fail a permanent one as
-/// a hard bounce.
+/// a hard bounce. A priority delivery is tried once: any refusal fails it,
+/// never as a bounce.
 fn settle(shared: &Shared, c: &Claimed, outcome: SendOutcome) -> Outcome {
     match outcome {
         SendOutcome::Sent { code, reply } => Outcome::Sent { code, reply },
+        SendOutcome::PermFail { code, reply } | SendOutcome::TempFail { code, reply }
+            if c.kind.is_priority() =>
+        {
+            Outcome::Failed {
+                code,
+                reply,
+                bounce: false,
+            }
+        }
         SendOutcome::PermFail { code, reply } => Outcome::Failed {
             code,
             // Only a refusal of the recipient is their bounce: one of the
