@@ -889,7 +889,16 @@ async fn starting_a_campaign_wakes_the_scheduler_without_waiting_for_its_tick() 
     // Arrange: a scheduler that ticks once at start-up and then only hourly.
     let app = spawn_app_as(postino_app::Role::All, |s| s.scheduler.tick_ms = 3_600_000).await;
     let (id, expected) = audience(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    postino_testkit::wait_until(
+        "the scheduler's start-up tick",
+        std::time::Duration::from_secs(10),
+        async || {
+            app.count("SELECT coalesce(max(passes), 0) FROM heartbeats WHERE role = 'scheduler'")
+                .await
+                >= 1
+        },
+    )
+    .await;
 
     // Act
     set_status(&app, &id, json!({"status": "running"}))
