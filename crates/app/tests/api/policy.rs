@@ -29,7 +29,7 @@ async fn relay_id(app: &TestApp, name: &str) -> String {
 }
 
 /// Adds a relay pointing at `sink` with extra fields from `policy`.
-async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> String {
+pub(crate) async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> String {
     let mut body = json!({"name": name, "host": "127.0.0.1", "port": sink.addr().port(), "max_connections": 2});
     for (k, v) in policy.as_object().unwrap() {
         body[k] = v.clone();
@@ -44,7 +44,7 @@ async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> Str
 }
 
 /// Replaces the seeded "default" relay's settings.
-async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
+pub(crate) async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
     let id = relay_id(app, "default").await;
     let mut body = json!({"name": "default", "host": "127.0.0.1", "port": sink.addr().port()});
     for (k, v) in policy.as_object().unwrap() {
@@ -56,7 +56,7 @@ async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
 }
 
 /// Most messages the sink accepted within any `window`.
-fn busiest(times: &[SystemTime], window: Duration) -> usize {
+pub(crate) fn busiest(times: &[SystemTime], window: Duration) -> usize {
     let mut times = times.to_vec();
     times.sort();
     let mut best = 0;

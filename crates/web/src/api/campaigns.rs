@@ -1,6 +1,8 @@
 //! `/api/v1/campaigns`: campaigns, their lifecycle, previews, test sends and
 //! progress.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,11 +13,12 @@ use postino_compose::{
 };
 use postino_db::campaigns::{self, Campaign, CampaignFields};
 use postino_db::dkim_keys::{self, DkimKey};
-use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates};
+use postino_db::{DbError, PgConnection, deliveries, lists, subscribers, templates, test_sends};
 use postino_domain::campaigns::{header_text, parse_subject};
-use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
+use postino_domain::{
+    BodyFormat, CampaignStatus, CustomHeader, DeliveryStatus, EmailAddress, Tags,
+};
 use postino_sandbox::{Sandbox, Template};
-use postino_smtp::{Connection, SendOutcome};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -29,9 +32,8 @@ use crate::extract::{ApiJson, IdPath};
 
 /// Most addresses one test send may go to.
 const MAX_TEST_RECIPIENTS: usize = 10;
-/// The scheduler listens here (`postino_scheduler::WAKE_CHANNEL`; the web
-/// crate does not depend on the scheduler, so the name is repeated).
-const SCHEDULER_CHANNEL: &str = "postino_scheduler";
+/// The scheduler listens here.
+const SCHEDULER_CHANNEL: &str = postino_db::wake::SCHEDULER;
 /// Largest body or template accepted.
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
@@ -225,8 +227,35 @@ pub(crate) struct TestSendResult {
     pub(crate) accepted: bool,
     /// SMTP reply code, when the server answered.
     pub(crate) code: Option<u16>,
-    /// SMTP reply text, or the connection error.
+    /// SMTP reply text, the connection error, or why it is not sent yet.
     pub(crate) reply: String,
+    /// `sent` or `failed` once the sender tried it; `queued` or `sending`
+    /// if it had not answered in time, in which case it goes out when a
+    /// sender takes it.
+    pub(crate) status: DeliveryStatus,
+}
+
+impl TestSendResult {
+    fn of(t: &test_sends::TestSend) -> Self {
+        let reply = match t.status {
+            DeliveryStatus::Queued => format!(
+                "not sent yet: no sender has taken it in {} s; it stays queued and goes out when one does",
+                TEST_SEND_WAIT.as_secs()
+            ),
+            DeliveryStatus::Sending => format!(
+                "not answered yet: a sender has been sending it for up to {} s; the reply will be recorded",
+                TEST_SEND_WAIT.as_secs()
+            ),
+            _ => t.reply.clone().unwrap_or_default(),
+        };
+        Self {
+            email: t.email.clone(),
+            accepted: t.status == DeliveryStatus::Sent,
+            code: t.code.and_then(|c| u16::try_from(c).ok()),
+            reply,
+            status: t.status,
+        }
+    }
 }
 
 /// Results of a test send.
@@ -905,9 +934,10 @@ fn header_lines(mime: &str) -> Vec<HeaderLine> {
     lines
 }
 
-/// Send the real message to a few addresses through the configured SMTP
-/// server now, and report each server reply. Merge fields use the subscriber
-/// with that address if there is one, else a sample subscriber.
+/// Send the real message to a few addresses now, ahead of any campaign
+/// traffic but through the campaign's relay group and its limits, and report
+/// each server reply (waiting up to 15 s for them). Merge fields use the
+/// subscriber with that address if there is one, else a sample subscriber.
 #[utoipa::path(post, path = "/campaigns/{id}/test", tag = "campaigns", params(("id" = Uuid, Path)),
     request_body = TestSendRequest,
     responses((status = 200, description = "OK", body = TestSendResponse),
@@ -918,14 +948,22 @@ async fn test_send(
     IdPath(id): IdPath,
     ApiJson(body): ApiJson<TestSendRequest>,
 ) -> Result<Json<TestSendResponse>, WebError> {
-    let mut conn = state.db.acquire().await?;
-    Ok(Json(send_test(&mut conn, &state, id, &body.emails).await?))
+    Ok(Json(send_test(&state, id, &body.emails).await?))
 }
 
-/// Sends campaign `id` to the test addresses `emails` now and reports each
-/// server's reply.
+/// How long a test send waits for the sender's answers before replying
+/// with what it has.
+const TEST_SEND_WAIT: Duration = Duration::from_secs(15);
+/// How often it looks for them meanwhile.
+const TEST_SEND_POLL: Duration = Duration::from_millis(100);
+
+/// Queues campaign `id` for the test addresses `emails` in the sender's
+/// priority lane and reports each server's reply, waiting up to
+/// [`TEST_SEND_WAIT`] for them. The sender alone speaks SMTP: it sends
+/// them ahead of any bulk work, through the campaign's relay group, under
+/// the same limits, signed with the same key. A connection is held only
+/// while asking, not while waiting.
 pub(crate) async fn send_test(
-    conn: &mut PgConnection,
     state: &AppState,
     id: Uuid,
     emails: &[EmailAddress],
@@ -936,75 +974,57 @@ pub(crate) async fn send_test(
             format!("give 1 to {MAX_TEST_RECIPIENTS} addresses"),
         ));
     }
-    let campaign = campaigns::get(conn, id).await.map_err(campaign_not_found)?;
-    let (compiled, _) = compile_stored(&mut *conn, &state.templates, &campaign).await?;
-    let server = postino_db::smtp_servers::enabled(&mut *conn)
-        .await?
-        .into_iter()
-        .next()
-        .ok_or_else(|| WebError::Conflict {
-            field: String::new(),
-            message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
-        })?;
-    let mut settings = server.settings;
-    settings.password = state
-        .addressing
-        .relay_passwords
-        .open(server.sealed_password.as_ref().map(|s| s.0.as_slice()))
-        .map_err(|e| WebError::Conflict {
-            field: String::new(),
-            message: format!("SMTP server {}: {e}", server.name),
-        })?;
-    let from = &campaign.fields.from_email;
-    let (signers, unusable) = signers_for(conn, state, from).await?;
-    let mut signed_by = None;
-    let mut session: Option<Connection> = None;
-    let mut results = Vec::with_capacity(emails.len());
-    for email in emails {
-        let recipient = match subscribers::find_by_email(&mut *conn, email).await? {
-            Some(s) => recipient_of(&s),
-            None => Recipient {
-                email: email.to_string(),
-                ..Recipient::sample()
-            },
-        };
-        let (_, message, signed) =
-            render_message(state, &campaign, &compiled, &signers, &recipient, email).await?;
-        signed_by = signed;
-        if session.as_ref().is_some_and(|s| !s.is_reusable()) {
-            session = None;
+    let (ids, dkim) = {
+        let mut conn = state.db.acquire().await?;
+        let campaign = campaigns::get(&mut conn, id)
+            .await
+            .map_err(campaign_not_found)?;
+        if postino_db::smtp_servers::enabled(&mut conn)
+            .await?
+            .is_empty()
+        {
+            return Err(WebError::Conflict {
+                field: String::new(),
+                message: "no SMTP server is enabled: add one under /api/v1/smtp-servers".to_owned(),
+            });
         }
-        let outcome = match session.as_mut() {
-            Some(s) => s.send(&message.from, email, &message.bytes).await,
-            None => match Connection::open(&settings).await {
-                Ok(mut opened) => {
-                    let outcome = opened.send(&message.from, email, &message.bytes).await;
-                    session = Some(opened);
-                    outcome
-                }
-                Err(failed) => failed,
+        let from = &campaign.fields.from_email;
+        let (signers, unusable) = signers_for(&mut conn, state, from).await?;
+        let dkim = DkimSigning::outcome(signers.key_for(from.domain()), &unusable, from);
+        (
+            test_sends::enqueue(&mut conn, campaign.id, emails).await?,
+            dkim,
+        )
+    };
+    let deadline = tokio::time::Instant::now() + TEST_SEND_WAIT;
+    let sends = loop {
+        let sends = {
+            let mut conn = state.db.acquire().await?;
+            test_sends::results(&mut conn, &ids).await?
+        };
+        let waiting = sends
+            .iter()
+            .any(|t| matches!(t.status, DeliveryStatus::Queued | DeliveryStatus::Sending));
+        if !waiting || tokio::time::Instant::now() >= deadline {
+            break sends;
+        }
+        tokio::time::sleep(TEST_SEND_POLL).await;
+    };
+    let results = emails
+        .iter()
+        .zip(&ids)
+        .map(|(email, id)| match sends.iter().find(|t| t.id == *id) {
+            Some(t) => TestSendResult::of(t),
+            None => TestSendResult {
+                email: email.to_string(),
+                accepted: false,
+                code: None,
+                reply: "not sent: the campaign was deleted meanwhile".to_owned(),
+                status: DeliveryStatus::Failed,
             },
-        };
-        let (accepted, code, reply) = match outcome {
-            SendOutcome::Sent { code, reply } => (true, Some(code), reply),
-            SendOutcome::TempFail { code, reply } | SendOutcome::PermFail { code, reply } => {
-                (false, code, reply)
-            }
-        };
-        results.push(TestSendResult {
-            email: email.to_string(),
-            accepted,
-            code,
-            reply,
-        });
-    }
-    if let Some(s) = session {
-        s.close().await;
-    }
-    Ok(TestSendResponse {
-        results,
-        dkim: DkimSigning::outcome(signed_by.as_ref(), &unusable, from),
-    })
+        })
+        .collect();
+    Ok(TestSendResponse { results, dkim })
 }
 
 /// Progress: deliveries by state, sending rate, time left.

@@ -169,8 +169,7 @@ pub(crate) async fn test_send(
         problem,
     };
     if result.problem.is_none() {
-        let mut conn = state.db.acquire().await?;
-        match api::send_test(&mut conn, &state, id, &emails).await {
+        match api::send_test(&state, id, &emails).await {
             Ok(r) => {
                 result.dkim = Some(r.dkim.note);
                 result.lines = r
