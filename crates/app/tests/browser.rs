@@ -264,7 +264,7 @@ async fn dashboard_works_in_a_real_browser() {
     );
     let delivered: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
-         WHERE c.name = 'Spring launch' AND d.status = 'sent'",
+         WHERE c.name = 'Spring launch' AND d.kind = 'campaign' AND d.status = 'sent'",
     )
     .fetch_one(&pool)
     .await

@@ -547,7 +547,7 @@ async fn enqueue(subscribers: i64, runs: usize) -> anyhow::Result<()> {
         let mut first_at = None;
         loop {
             let (any, done): (bool, bool) = sqlx::query_as(
-                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1), \
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE campaign_id = $1 AND kind = 'campaign'), \
                         (SELECT enqueued_at IS NOT NULL FROM campaigns WHERE id = $1)",
             )
             .bind(campaign_id)
@@ -567,11 +567,12 @@ async fn enqueue(subscribers: i64, runs: usize) -> anyhow::Result<()> {
         }
         full.push(t.elapsed());
         first.push(first_at.context("no delivery seen")?);
-        let count: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE campaign_id = $1")
-                .bind(campaign_id)
-                .fetch_one(&mut *conn)
-                .await?;
+        let count: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND kind = 'campaign'",
+        )
+        .bind(campaign_id)
+        .fetch_one(&mut *conn)
+        .await?;
         anyhow::ensure!(
             count == subscribers,
             "enqueued {count}, expected {subscribers}"

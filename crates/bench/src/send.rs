@@ -315,10 +315,12 @@ async fn enqueue(
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE campaign_id = $1")
-        .bind(campaign)
-        .fetch_one(pool)
-        .await?;
+    let queued: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE campaign_id = $1 AND kind = 'campaign'",
+    )
+    .bind(campaign)
+    .fetch_one(pool)
+    .await?;
     anyhow::ensure!(
         queued == recipients,
         "enqueued {queued} deliveries, expected {recipients}"
@@ -458,7 +460,7 @@ async fn send(
         }
         peak_mib = peak_mib.max(peak_rss_mib(pid).unwrap_or(0.0));
         let pending: Option<i64> = sqlx::query_scalar(
-            "SELECT min(id) FROM deliveries WHERE id >= $1 AND status IN ('queued', 'sending')",
+            "SELECT min(id) FROM deliveries WHERE id >= $1 AND status IN ('queued', 'sending') AND kind = 'campaign'",
         )
         .bind(front)
         .fetch_one(pool)
@@ -496,7 +498,7 @@ async fn send(
     let accepted = sink.stop().await?;
 
     let outcomes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT status, count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY status ORDER BY status",
+        "SELECT status, count(*) FROM deliveries WHERE campaign_id = $1 AND kind = 'campaign' GROUP BY status ORDER BY status",
     )
     .bind(campaign)
     .fetch_all(pool)

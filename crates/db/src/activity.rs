@@ -79,7 +79,7 @@ pub async fn deliveries(
         r#"SELECT c.uuid, c.name, d.status, d.attempts, d.last_code, d.last_reply,
                   d.sent_at, d.updated_at
            FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
-           WHERE d.subscriber_id = $1
+           WHERE d.subscriber_id = $1 AND d.kind = 'campaign'
            ORDER BY d.id DESC
            LIMIT $2"#,
         subscriber_id,

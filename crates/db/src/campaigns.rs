@@ -336,9 +336,11 @@ pub async fn transition(
     .rows_affected()
         == 1;
     if moved && to == CampaignStatus::Cancelled {
+        // Test sends of a cancelled campaign still go: someone is waiting
+        // for them, and they are not the campaign's mail.
         sqlx::query!(
             r#"UPDATE deliveries SET status = 'skipped', last_reply = 'campaign cancelled', updated_at = now()
-               WHERE campaign_id = $1 AND status = 'queued'"#,
+               WHERE campaign_id = $1 AND status = 'queued' AND kind = 'campaign'"#,
             id
         )
         .execute(conn)
@@ -402,7 +404,8 @@ pub async fn pending_enqueue(conn: &mut PgConnection) -> Result<Vec<(i64, i64)>,
 }
 
 /// Marks finished every running campaign that is fully enqueued and has
-/// nothing queued or in flight. Returns their keys.
+/// nothing queued or in flight. Returns their keys. A test send waiting in
+/// the priority lane does not hold a campaign open.
 ///
 /// # Errors
 ///
@@ -412,7 +415,8 @@ pub async fn finish_done(conn: &mut PgConnection) -> Result<Vec<i64>, DbError> {
         r#"UPDATE campaigns c SET status = 'finished', finished_at = now(), updated_at = now()
            WHERE c.status = 'running' AND c.enqueued_at IS NOT NULL
              AND NOT EXISTS (SELECT 1 FROM deliveries d
-                             WHERE d.campaign_id = c.id AND d.status IN ('queued', 'sending'))
+                             WHERE d.campaign_id = c.id AND d.status IN ('queued', 'sending')
+                               AND d.kind = 'campaign')
            RETURNING c.id"#
     )
     .fetch_all(conn)
@@ -436,16 +440,14 @@ pub async fn list_names(conn: &mut PgConnection, campaign: Uuid) -> Result<Vec<S
 }
 
 /// Asks the scheduler to act now rather than at its next tick; delivered
-/// when the caller's transaction commits.
+/// when the caller's transaction commits. The same as
+/// [`crate::wake::notify`], kept for the callers that name the channel.
 ///
 /// # Errors
 ///
 /// [`DbError::Database`] if the statement fails.
 pub async fn wake_scheduler(conn: &mut PgConnection, channel: &str) -> Result<(), DbError> {
-    sqlx::query!("SELECT pg_notify($1, '')", channel)
-        .execute(conn)
-        .await?;
-    Ok(())
+    crate::wake::notify(conn, channel).await
 }
 
 /// What recipients did once a campaign reached them: how many people

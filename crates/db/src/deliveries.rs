@@ -1,5 +1,7 @@
 //! The delivery queue: one row per recipient per campaign. The scheduler
-//! fills it here; the sender drains it.
+//! fills it here; the sender drains it. Priority rows (test sends, see
+//! [`crate::test_sends`]) share the table and are left out of everything
+//! here that describes a campaign.
 
 use chrono::{DateTime, Utc};
 use postino_domain::{CampaignStatus, DeliveryStatus};
@@ -21,12 +23,13 @@ pub struct EnqueueStep {
 /// Enqueues the next `limit` eligible recipients of a campaign after
 /// subscriber key `after`, and records progress on the campaign.
 ///
-/// Eligible: enabled subscribers with a membership on one of the campaign's
-/// lists that is confirmed, or unconfirmed on a single opt-in list.
-/// Blocklisted subscribers, unsubscribed memberships and unconfirmed ones on
-/// double opt-in lists are never enqueued. A subscriber on several target
-/// lists gets one delivery (DISTINCT here, and the unique key on
-/// (campaign_id, subscriber_id) whoever else enqueues at the same time).
+/// Eligible is the `campaign_audience` function (see its migration): enabled
+/// subscribers with a membership on one of the campaign's lists that is
+/// confirmed, or unconfirmed on a single opt-in list. Blocklisted
+/// subscribers, unsubscribed memberships and unconfirmed ones on double
+/// opt-in lists are never enqueued. A subscriber on several target lists
+/// gets one delivery (DISTINCT here, and the unique key on (campaign_id,
+/// subscriber_id) whoever else enqueues at the same time).
 ///
 /// # Errors
 ///
@@ -37,26 +40,19 @@ pub async fn enqueue_step(
     after: i64,
     limit: i64,
 ) -> Result<EnqueueStep, DbError> {
-    // The candidates come from the membership primary key (list_id,
-    // subscriber_id): one index range scan per target list from the cursor,
-    // merged in subscriber order, so each step costs the same however far
-    // into a million-member audience it is.
+    // The candidates are memberships from the cursor on, in subscriber
+    // order, merged with the subscribers' primary key from the same cursor,
+    // so each step costs the same however far into a million-member
+    // audience it is.
     let row = sqlx::query!(
         r#"WITH candidates AS (
-               SELECT DISTINCT sl.subscriber_id
-               FROM campaign_lists cl
-               JOIN lists l ON l.id = cl.list_id
-               JOIN subscriber_lists sl ON sl.list_id = cl.list_id
-               WHERE cl.campaign_id = $1
-                 AND sl.subscriber_id > $2
-                 AND (sl.status = 'confirmed' OR (sl.status = 'unconfirmed' AND l.opt_in = 'single'))
-               ORDER BY sl.subscriber_id
+               SELECT DISTINCT a.subscriber_id
+               FROM campaign_audience($1, $2) a
+               ORDER BY a.subscriber_id
                LIMIT $3
            ), inserted AS (
                INSERT INTO deliveries (campaign_id, subscriber_id)
-               SELECT $1, c.subscriber_id
-               FROM candidates c JOIN subscribers s ON s.id = c.subscriber_id
-               WHERE s.status = 'enabled'
+               SELECT $1, c.subscriber_id FROM candidates c
                ON CONFLICT (campaign_id, subscriber_id) DO NOTHING
                RETURNING 1
            ), progress AS (
@@ -96,7 +92,7 @@ pub struct DeliveryCounts {
     pub sent_last_minute: i64,
 }
 
-/// Counts for one campaign.
+/// Counts for one campaign: its recipients' deliveries, not its test sends.
 ///
 /// # Errors
 ///
@@ -109,7 +105,7 @@ pub async fn counts(conn: &mut PgConnection, campaign_id: i64) -> Result<Deliver
                   count(*) FILTER (WHERE status = 'failed') AS "failed!",
                   count(*) FILTER (WHERE status = 'skipped') AS "skipped!",
                   count(*) FILTER (WHERE status = 'sent' AND sent_at > now() - interval '60 seconds') AS "sent_last_minute!"
-           FROM deliveries WHERE campaign_id = $1"#,
+           FROM deliveries WHERE campaign_id = $1 AND kind = 'campaign'"#,
         campaign_id
     )
     .fetch_one(conn)
@@ -125,7 +121,8 @@ pub async fn counts(conn: &mut PgConnection, campaign_id: i64) -> Result<Deliver
 }
 
 /// Puts deliveries whose lease expired (their worker died) back in the
-/// queue, or marks them skipped if their campaign was cancelled meanwhile.
+/// queue, or marks them skipped if their campaign was cancelled meanwhile
+/// (a test send goes back to the queue whatever its campaign's state).
 /// Each counts the lost lease; one that has now lost
 /// [`postino_domain::MAX_LOST_LEASES`] is failed with the reason, so a
 /// delivery that kills senders stops doing so. Returns how many went back
@@ -138,10 +135,10 @@ pub async fn requeue_expired(conn: &mut PgConnection, now: DateTime<Utc>) -> Res
     let row = sqlx::query!(
         r#"WITH expired AS (
                UPDATE deliveries d SET
-                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped'
+                   status = CASE WHEN c.status = 'cancelled' AND d.kind = 'campaign' THEN 'skipped'
                                  WHEN d.lost_leases + 1 >= $2 THEN 'failed'
                                  ELSE 'queued' END,
-                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled'
+                   last_reply = CASE WHEN c.status = 'cancelled' AND d.kind = 'campaign' THEN 'campaign cancelled'
                                      WHEN d.lost_leases + 1 >= $2 THEN
                                          'not tried again: a sender stopped ' || (d.lost_leases + 1)
                                          || ' times while this delivery was in its hands'
@@ -204,10 +201,10 @@ pub async fn page(
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, DbError> {
     let rows = sqlx::query!(
-        r#"SELECT d.subscriber_id, s.uuid, s.email, d.status, d.attempts, d.last_code, d.last_reply,
-                  d.run_at, d.sent_at, d.updated_at
+        r#"SELECT d.subscriber_id AS "subscriber_id!", s.uuid, s.email, d.status, d.attempts,
+                  d.last_code, d.last_reply, d.run_at, d.sent_at, d.updated_at
            FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id
-           WHERE d.campaign_id = $1 AND d.subscriber_id > $2
+           WHERE d.campaign_id = $1 AND d.subscriber_id > $2 AND d.kind = 'campaign'
              AND ($3::text IS NULL OR d.status = $3)
            ORDER BY d.subscriber_id
            LIMIT $4"#,
@@ -274,7 +271,7 @@ pub async fn retry_failed(conn: &mut PgConnection, campaign_id: i64) -> Result<R
         r#"UPDATE deliveries d SET status = 'queued', attempts = 0, first_attempt_at = NULL,
                   run_at = now(), lease_until = NULL, updated_at = now()
            FROM subscribers s
-           WHERE d.campaign_id = $1 AND d.status = 'failed'
+           WHERE d.campaign_id = $1 AND d.status = 'failed' AND d.kind = 'campaign'
              AND s.id = d.subscriber_id AND s.status = 'enabled'"#,
         campaign_id
     )
@@ -293,8 +290,8 @@ pub async fn retry_failed(conn: &mut PgConnection, campaign_id: i64) -> Result<R
     Ok(Retried::Requeued(requeued))
 }
 
-/// Messages sent on each of the last `days` days (UTC), oldest first, with a
-/// zero for days without any.
+/// Campaign messages sent on each of the last `days` days (UTC), oldest
+/// first, with a zero for days without any. Test sends are not counted.
 ///
 /// # Errors
 ///
@@ -316,7 +313,7 @@ pub async fn sent_per_day(
            sent AS (
                SELECT date_trunc('day', d.sent_at) AS day, count(*) AS n
                FROM deliveries d
-               WHERE d.campaign_id IN (SELECT id FROM recent)
+               WHERE d.campaign_id IN (SELECT id FROM recent) AND d.kind = 'campaign'
                  AND d.status = 'sent' AND d.sent_at >= date_trunc('day', $1::timestamptz)
                GROUP BY 1
            )
@@ -401,7 +398,7 @@ pub async fn timeline(
                   count(*) FILTER (WHERE status = 'sent') AS "sent!",
                   count(*) FILTER (WHERE status = 'failed') AS "failed!"
            FROM deliveries
-           WHERE campaign_id = $1 AND status IN ('sent', 'failed')
+           WHERE campaign_id = $1 AND kind = 'campaign' AND status IN ('sent', 'failed')
            GROUP BY 1 ORDER BY 1"#,
         campaign_id
     )

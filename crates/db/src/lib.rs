@@ -14,7 +14,11 @@
 //! - [`templates`] — layouts that wrap campaign bodies.
 //! - [`campaigns`] — campaigns, their lists and lifecycle transitions.
 //! - [`deliveries`] — the per-recipient queue: enqueue, counts, lease expiry.
-//! - [`sending`] — the sender's claims under a lease and its batched results.
+//! - [`sending`] — the sender's claims under a lease (bulk and priority) and
+//!   its batched results.
+//! - [`test_sends`] — test sends through the sender's priority lane.
+//! - [`wake`] — the channels roles wake each other on.
+//! - [`heartbeats`] — what each scheduler and sender has done lately, counted.
 //! - [`smtp_servers`] — the relays the sender delivers through.
 //! - [`policy`] — rate limits, domain throttles, live sender processes.
 //! - [`dkim_keys`] — DKIM keys: public halves for the API, sealed private
@@ -43,6 +47,7 @@ pub mod deliveries;
 pub mod dkim_keys;
 pub mod error;
 pub mod export;
+pub mod heartbeats;
 pub mod imports;
 pub mod lists;
 pub mod local_cluster;
@@ -56,7 +61,9 @@ pub mod sign_in;
 pub mod smtp_servers;
 pub mod subscribers;
 pub mod templates;
+pub mod test_sends;
 pub mod users;
+pub mod wake;
 
 pub use error::DbError;
 pub use pool::{DbSettings, connect, ensure_database, migrate};

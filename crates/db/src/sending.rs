@@ -1,6 +1,12 @@
 //! The sender's side of the delivery queue: claim due deliveries under a
 //! lease, and record what became of them in batches.
 //!
+//! There are two claims. [`claim`] takes bulk work, campaign recipients'
+//! copies, an equal share per running campaign. [`claim_priority`] takes
+//! the priority lane (test sends), whatever the campaign's state; the
+//! sender runs it before every bulk claim, and the bulk claim never takes
+//! a priority row, so a test send never waits behind a campaign's queue.
+//!
 //! A claim is identified by the delivery's attempt number: a result is
 //! written only while the delivery is still `sending` under that attempt, so
 //! a worker whose lease expired (and whose delivery someone else claimed)
@@ -9,12 +15,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use postino_domain::DeliveryKind;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::DbError;
 
-/// A running campaign, as the sender caches it: recompiled when `updated_at` moves.
+/// A campaign as the sender caches it: recompiled when `updated_at` moves.
+/// The running ones come from [`running_campaigns`]; a priority claim names
+/// the campaigns of its deliveries, whatever their state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RunningCampaign {
     /// Internal key.
@@ -45,28 +54,52 @@ pub struct Claimed {
     pub id: i64,
     /// Campaign key.
     pub campaign_id: i64,
+    /// Bulk or priority, which decides how a refusal is settled.
+    pub kind: DeliveryKind,
     /// This claim's attempt number (1 for the first).
     pub attempt: i32,
     /// When it was due: with `id`, its place in the campaign's queue.
     pub run_at: DateTime<Utc>,
     /// When the first attempt was claimed, for the give-up age.
     pub first_attempt_at: DateTime<Utc>,
-    /// Subscriber public id.
-    pub subscriber_uuid: Uuid,
-    /// Subscriber address as stored (validated on the way in).
+    /// Where it goes, as stored (validated on the way in).
     pub email: String,
-    /// Subscriber display name.
-    pub name: String,
-    /// Subscriber attributes (a JSON object).
-    pub attributes: serde_json::Value,
-    /// When the subscriber was created.
-    pub subscribed_at: DateTime<Utc>,
-    /// The target list the subscriber receives this campaign through, for
-    /// `List-Id`. `None` when they are on none any more (unsubscribed after
-    /// enqueue) or are blocklisted: the delivery is to be skipped.
+    /// The subscriber whose merge fields it is rendered with; `None` for a
+    /// test send to an address no subscriber has (rendered with the sample
+    /// subscriber).
+    pub subscriber: Option<ClaimedSubscriber>,
+    /// The list it goes out through, for `List-Id`. For a campaign
+    /// recipient, the first target list they are eligible through; `None`
+    /// when they are on none any more (unsubscribed after enqueue) or are
+    /// blocklisted: the delivery is to be skipped. For a test send, the
+    /// campaign's first list, if it has one.
     pub list_uuid: Option<Uuid>,
     /// Senders that died holding it before; more than 0 makes it a suspect.
     pub lost_leases: i16,
+}
+
+/// The subscriber a claimed delivery is for, as templates see them.
+#[derive(Debug, Clone)]
+pub struct ClaimedSubscriber {
+    /// Public id.
+    pub uuid: Uuid,
+    /// Display name.
+    pub name: String,
+    /// Attributes (a JSON object).
+    pub attributes: serde_json::Value,
+    /// When the subscriber was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A claimed priority delivery and the version of its campaign, which may
+/// be in any state (test sends are mostly of drafts), so the sender can
+/// compile it without waiting for it to run.
+#[derive(Debug, Clone)]
+pub struct PriorityClaimed {
+    /// The claim.
+    pub claimed: Claimed,
+    /// Its campaign, keyed by its last change.
+    pub campaign: RunningCampaign,
 }
 
 /// Where to resume claiming a campaign's queue: after the last delivery
@@ -80,8 +113,8 @@ pub struct ClaimFrom {
     pub after: Option<(DateTime<Utc>, i64)>,
 }
 
-/// Claims up to `per_campaign` due deliveries of each campaign, marking them
-/// `sending` until `lease` from now, and with `suspect` also the first due
+/// Claims up to `per_campaign` due bulk deliveries of each campaign, marking
+/// them `sending` until `lease` from now, and with `suspect` also the first due
 /// suspect of any of them (a delivery a dead sender held, see
 /// [`crate::deliveries::requeue_expired`]). Suspects come only that way,
 /// one at a time, so the caller can keep at most one in flight. Rows other senders hold are skipped,
@@ -114,8 +147,7 @@ pub async fn claim(
         .iter()
         .map(|f| f.after.map_or(0, |(_, id)| id))
         .collect();
-    let rows = sqlx::query_as!(
-        Claimed,
+    let rows = sqlx::query!(
         r#"WITH due AS (
                SELECT q.id
                FROM unnest($1::bigint[], $4::timestamptz[], $5::bigint[]) AS c(id, after_run_at, after_id)
@@ -123,7 +155,7 @@ pub async fn claim(
                    SELECT d.id FROM deliveries d
                    WHERE d.campaign_id = c.id AND d.status = 'queued' AND d.run_at <= now()
                      AND (d.run_at, d.id) > (c.after_run_at, c.after_id)
-                     AND d.lost_leases = 0
+                     AND d.lost_leases = 0 AND d.kind = 'campaign'
                    ORDER BY d.run_at, d.id
                    LIMIT $2
                    FOR UPDATE SKIP LOCKED
@@ -132,7 +164,7 @@ pub async fn claim(
                -- Uses deliveries_suspects, which is empty unless a sender died.
                SELECT d.id FROM deliveries d
                WHERE $6 AND d.campaign_id = ANY($1) AND d.status = 'queued'
-                 AND d.lost_leases > 0 AND d.run_at <= now()
+                 AND d.lost_leases > 0 AND d.run_at <= now() AND d.kind = 'campaign'
                ORDER BY d.run_at, d.id
                LIMIT 1
                FOR UPDATE SKIP LOCKED
@@ -154,16 +186,12 @@ pub async fn claim(
                   c.first_attempt_at AS "first_attempt_at!",
                   s.uuid AS subscriber_uuid, s.email, s.name, s.attributes,
                   s.created_at AS subscribed_at,
-                  CASE WHEN s.status = 'enabled' THEN (
-                      SELECT l.uuid
-                      FROM campaign_lists cl
-                      JOIN lists l ON l.id = cl.list_id
-                      JOIN subscriber_lists sl ON sl.list_id = cl.list_id AND sl.subscriber_id = s.id
-                      WHERE cl.campaign_id = c.campaign_id
-                        AND (sl.status = 'confirmed' OR (sl.status = 'unconfirmed' AND l.opt_in = 'single'))
-                      ORDER BY cl.list_id
-                      LIMIT 1
-                  ) END AS list_uuid,
+                  -- Still in the audience at send time, and through which
+                  -- list: from just below their key, only their memberships.
+                  (SELECT a.list_uuid FROM campaign_audience(c.campaign_id, s.id - 1) a
+                   WHERE a.subscriber_id = s.id
+                   ORDER BY a.list_id
+                   LIMIT 1) AS list_uuid,
                   c.lost_leases AS "lost_leases!"
            FROM claimed c JOIN subscribers s ON s.id = c.subscriber_id
            ORDER BY c.id"#,
@@ -176,7 +204,134 @@ pub async fn claim(
     )
     .fetch_all(conn)
     .await?;
-    Ok(rows)
+    Ok(rows
+        .into_iter()
+        .map(|r| Claimed {
+            id: r.id,
+            campaign_id: r.campaign_id,
+            kind: DeliveryKind::Campaign,
+            attempt: r.attempt,
+            run_at: r.run_at,
+            first_attempt_at: r.first_attempt_at,
+            email: r.email,
+            subscriber: Some(ClaimedSubscriber {
+                uuid: r.subscriber_uuid,
+                name: r.name,
+                attributes: r.attributes,
+                created_at: r.subscribed_at,
+            }),
+            list_uuid: r.list_uuid,
+            lost_leases: r.lost_leases,
+        })
+        .collect())
+}
+
+/// Claims up to `limit` due priority deliveries (test sends), oldest first,
+/// of campaigns in any state, marking them `sending` until `lease` from
+/// now; with `suspect` also the first due priority suspect (see [`claim`]).
+/// A test send to an address some subscriber has is rendered with that
+/// subscriber's merge fields, whatever their status: the unsubscribe and
+/// blocklist rules are for campaign mail.
+///
+/// It reads the `deliveries_priority` index, which holds only queued
+/// priority rows, so it costs the same beside a queue of a million bulk
+/// rows as beside an empty one.
+///
+/// # Errors
+///
+/// [`DbError::Database`] if the statement fails, [`DbError::Corrupt`] for
+/// an unknown stored kind.
+pub async fn claim_priority(
+    conn: &mut PgConnection,
+    limit: i64,
+    lease: Duration,
+    suspect: bool,
+) -> Result<Vec<PriorityClaimed>, DbError> {
+    let rows = sqlx::query!(
+        r#"WITH due AS (
+               SELECT d.id FROM deliveries d
+               WHERE d.status = 'queued' AND d.kind <> 'campaign' AND d.run_at <= now()
+                 AND d.lost_leases = 0
+               ORDER BY d.run_at, d.id
+               LIMIT $1
+               FOR UPDATE SKIP LOCKED
+           ), suspect AS (
+               SELECT d.id FROM deliveries d
+               WHERE $3 AND d.status = 'queued' AND d.kind <> 'campaign' AND d.run_at <= now()
+                 AND d.lost_leases > 0
+               ORDER BY d.run_at, d.id
+               LIMIT 1
+               FOR UPDATE SKIP LOCKED
+           ), picked AS (
+               SELECT id FROM due UNION ALL SELECT id FROM suspect
+           ), claimed AS (
+               UPDATE deliveries d SET
+                   status = 'sending',
+                   lease_until = now() + make_interval(secs => $2),
+                   attempts = d.attempts + 1,
+                   first_attempt_at = COALESCE(d.first_attempt_at, now()),
+                   updated_at = now()
+               FROM picked WHERE d.id = picked.id
+               RETURNING d.id, d.campaign_id, d.kind, d.subscriber_id, d.email, d.attempts,
+                         d.first_attempt_at, d.run_at, d.lost_leases
+           )
+           SELECT c.id AS "id!", c.campaign_id AS "campaign_id!", c.kind AS "kind!",
+                  c.attempts AS "attempt!", c.run_at AS "run_at!",
+                  c.first_attempt_at AS "first_attempt_at!",
+                  COALESCE(c.email, s.email) AS "email!",
+                  s.uuid AS "subscriber_uuid?", s.name AS "name?", s.attributes AS "attributes?",
+                  s.created_at AS "subscribed_at?",
+                  (SELECT l.uuid FROM campaign_lists cl JOIN lists l ON l.id = cl.list_id
+                   WHERE cl.campaign_id = c.campaign_id
+                   ORDER BY l.id
+                   LIMIT 1) AS list_uuid,
+                  c.lost_leases AS "lost_leases!",
+                  k.updated_at AS "campaign_updated_at!"
+           FROM claimed c
+           JOIN campaigns k ON k.id = c.campaign_id
+           LEFT JOIN subscribers s ON s.id = COALESCE(
+               c.subscriber_id,
+               (SELECT x.id FROM subscribers x WHERE lower(x.email) = lower(c.email)))
+           ORDER BY c.run_at, c.id"#,
+        limit,
+        lease.as_secs_f64(),
+        suspect,
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let subscriber = match (r.subscriber_uuid, r.name, r.attributes, r.subscribed_at) {
+                (Some(uuid), Some(name), Some(attributes), Some(created_at)) => {
+                    Some(ClaimedSubscriber {
+                        uuid,
+                        name,
+                        attributes,
+                        created_at,
+                    })
+                }
+                _ => None,
+            };
+            Ok(PriorityClaimed {
+                claimed: Claimed {
+                    id: r.id,
+                    campaign_id: r.campaign_id,
+                    kind: r.kind.parse()?,
+                    attempt: r.attempt,
+                    run_at: r.run_at,
+                    first_attempt_at: r.first_attempt_at,
+                    email: r.email,
+                    subscriber,
+                    list_uuid: r.list_uuid,
+                    lost_leases: r.lost_leases,
+                },
+                campaign: RunningCampaign {
+                    id: r.campaign_id,
+                    updated_at: r.campaign_updated_at,
+                },
+            })
+        })
+        .collect()
 }
 
 /// What became of one claimed delivery.
@@ -216,7 +371,7 @@ pub enum Outcome {
     },
     /// Not attempted: the campaign was paused, or the worker is stopping.
     /// Goes back to the queue as it was (skipped instead if the campaign
-    /// was cancelled meanwhile).
+    /// was cancelled meanwhile, unless it is a test send).
     Released,
     /// Not attempted because a limit on its recipient's domain is reached:
     /// back to the queue like [`Outcome::Released`], due again at `until`.
@@ -341,7 +496,7 @@ pub async fn record(
             r#"WITH bounced AS (
                    INSERT INTO bounces (subscriber_id, campaign_id, delivery_id, kind, source, code, reply)
                    SELECT d.subscriber_id, d.campaign_id, d.id, 'hard', 'smtp', d.last_code, COALESCE(d.last_reply, '')
-                   FROM deliveries d WHERE d.id = ANY($1) AND d.status = 'failed'
+                   FROM deliveries d WHERE d.id = ANY($1) AND d.status = 'failed' AND d.kind = 'campaign'
                    RETURNING subscriber_id
                ), blocked AS (
                    UPDATE subscribers s SET status = 'blocklisted', updated_at = now()
@@ -367,8 +522,10 @@ pub async fn record(
     if !released.is_empty() {
         let done = sqlx::query!(
             r#"UPDATE deliveries d SET
-                   status = CASE WHEN c.status = 'cancelled' THEN 'skipped' ELSE 'queued' END,
-                   last_reply = CASE WHEN c.status = 'cancelled' THEN 'campaign cancelled' ELSE d.last_reply END,
+                   status = CASE WHEN c.status = 'cancelled' AND d.kind = 'campaign' THEN 'skipped'
+                                 ELSE 'queued' END,
+                   last_reply = CASE WHEN c.status = 'cancelled' AND d.kind = 'campaign' THEN 'campaign cancelled'
+                                     ELSE d.last_reply END,
                    attempts = d.attempts - 1,
                    first_attempt_at = CASE WHEN d.attempts = 1 THEN NULL ELSE d.first_attempt_at END,
                    run_at = COALESCE(u.run_at, d.run_at),

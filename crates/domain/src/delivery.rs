@@ -1,4 +1,4 @@
-//! Delivery rules that need no I/O: delivery states, and when to try a
+//! Delivery rules that need no I/O: delivery kinds and states, and when to try a
 //! temporarily refused message again.
 
 use std::time::Duration;
@@ -28,6 +28,30 @@ pub enum DeliveryStatus {
 text_enum!(DeliveryStatus, "status", {
     Queued => "queued", Sending => "sending", Sent => "sent", Failed => "failed", Skipped => "skipped"
 });
+
+/// What a delivery is for. Everything but [`DeliveryKind::Campaign`] is
+/// priority mail: somebody is waiting for that one message, so the sender
+/// takes it ahead of bulk work, and no campaign count includes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    /// One campaign recipient's copy: the bulk queue.
+    Campaign,
+    /// A campaign sent to an address a user typed in, to see it arrive.
+    /// Tried once: a refusal is the answer the user asked for.
+    Test,
+}
+
+text_enum!(DeliveryKind, "kind", { Campaign => "campaign", Test => "test" });
+
+impl DeliveryKind {
+    /// Whether it goes in the priority lane.
+    #[must_use]
+    pub fn is_priority(self) -> bool {
+        self != Self::Campaign
+    }
+}
 
 /// How many senders may die holding one delivery (its lease expiring with
 /// no result) before it is failed rather than requeued: whatever in it

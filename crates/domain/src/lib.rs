@@ -9,7 +9,7 @@
 //! # Layout
 //!
 //! - [`campaigns`] — the campaign lifecycle, body formats, header values.
-//! - [`delivery`] — delivery states and the retry policy.
+//! - [`delivery`] — delivery kinds and states, and the retry policy.
 //! - [`smtp`] — how to reach an SMTP relay; stored relays' names.
 //! - [`policy`] — rate limits, relay weights and groups, slow-down replies.
 //! - [`dkim`] — DKIM signing domains, selectors and algorithms.
@@ -45,7 +45,9 @@ pub mod users;
 pub mod wire;
 
 pub use campaigns::{BodyFormat, CampaignStatus, CustomHeader};
-pub use delivery::{DeliveryStatus, MAX_LOST_LEASES, RetryPolicy, is_recipient_refusal};
+pub use delivery::{
+    DeliveryKind, DeliveryStatus, MAX_LOST_LEASES, RetryPolicy, is_recipient_refusal,
+};
 pub use dkim::{DkimAlgorithm, DkimDomain, DkimSelector};
 pub use email::EmailAddress;
 pub use error::DomainError;

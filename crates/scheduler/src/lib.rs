@@ -1,7 +1,9 @@
 //! The scheduler: on every tick it starts campaigns that are due, expands
 //! running campaigns' audiences into per-recipient deliveries in chunks,
-//! puts deliveries whose lease expired back in the queue, and marks
-//! campaigns finished once nothing is left to send.
+//! puts deliveries whose lease expired back in the queue, marks campaigns
+//! finished once nothing is left to send, and clears out old test sends and
+//! the heartbeats of processes long gone. Each tick counts in its
+//! heartbeat row.
 //!
 //! Only one scheduler acts at a time, across every process sharing the
 //! database: a tick first takes a PostgreSQL advisory lock and does nothing
@@ -21,7 +23,8 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use postino_db::{DbError, PgPool, campaigns, deliveries};
+use postino_db::heartbeats::{self, Role};
+use postino_db::{DbError, PgPool, campaigns, deliveries, test_sends, wake};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -52,9 +55,11 @@ impl Default for SchedulerSettings {
 /// queued within milliseconds of a campaign starting.
 const FIRST_STEP: i64 = 1_000;
 
-/// The channel the web role notifies when a campaign starts, so the
-/// scheduler acts at once instead of at its next tick.
-pub const WAKE_CHANNEL: &str = "postino_scheduler";
+/// How long a settled test send is kept: its answer was read long before.
+const TEST_SENDS_KEPT: Duration = Duration::from_secs(86_400);
+
+/// How long a silent process keeps its heartbeat row.
+const HEARTBEATS_KEPT: Duration = Duration::from_secs(3_600);
 
 /// What one tick did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -135,24 +140,21 @@ async fn tick_as_leader(
         }
     }
     report.finished = campaigns::finish_done(&mut conn).await?.len();
+    test_sends::delete_settled(&mut conn, TEST_SENDS_KEPT).await?;
+    heartbeats::forget_silent(&mut conn, HEARTBEATS_KEPT).await?;
+    heartbeats::pass(&mut conn, heartbeats::this_process(), Role::Scheduler, 0).await?;
     Ok(report)
 }
 
-/// Ticks every `tick_ms`, and at once when notified on [`WAKE_CHANNEL`],
-/// until `shutdown` is cancelled.
+/// Ticks every `tick_ms`, and at once when notified on
+/// [`postino_db::wake::SCHEDULER`], until `shutdown` is cancelled.
 pub async fn run(pool: PgPool, settings: SchedulerSettings, shutdown: CancellationToken) {
     let mut interval = tokio::time::interval(Duration::from_millis(settings.tick_ms.max(10)));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Without a listener (say the connection drops) the interval still
     // drives the scheduler; notifications only make it prompt.
-    let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
-        Ok(mut l) => match l.listen(WAKE_CHANNEL).await {
-            Ok(()) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "scheduler cannot listen for wake-ups; ticking only");
-                None
-            }
-        },
+    let mut listener = match wake::Listener::listen(&pool, wake::SCHEDULER).await {
+        Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(error = %e, "scheduler cannot listen for wake-ups; ticking only");
             None

@@ -5,12 +5,12 @@
 use std::sync::{Mutex, PoisonError};
 
 use postino_compose::OutgoingMessage;
-use postino_compose::dkim::{DkimKeyring, DkimSigners, SealedKey, SignError, SignedBy, Unusable};
+use postino_compose::dkim::{
+    DkimKeyring, DkimSigners, KeyVault, SealedKey, SignError, SignedBy, Unusable,
+};
 use postino_db::dkim_keys::{self, SealedDkimKey};
 use postino_db::{DbError, PgPool};
 use postino_domain::EmailAddress;
-
-use crate::worker::Shared;
 
 /// The signers in use and what they were built from.
 #[derive(Default)]
@@ -44,9 +44,9 @@ impl Keys {
     }
 }
 
-/// Rereads the enabled keys and swaps the signers when they changed. On a
-/// database error the signers in use stay.
-pub(crate) async fn reload(pool: &PgPool, shared: &Shared) {
+/// Rereads the enabled keys, opened with `vault`, and swaps the signers in
+/// `keys` when they changed. On a database error the signers in use stay.
+pub(crate) async fn reload(pool: &PgPool, keys: &Keys, vault: &KeyVault) {
     let rows = match load(pool).await {
         Ok(rows) => rows,
         Err(e) => {
@@ -65,13 +65,12 @@ pub(crate) async fn reload(pool: &PgPool, shared: &Shared) {
             )
         })
         .collect();
-    let keys = &shared.dkim;
     let mut loaded = keys.loaded.lock().unwrap_or_else(PoisonError::into_inner);
     if loaded.as_ref().is_some_and(|(f, _)| *f == fingerprint) {
         return;
     }
     let (signers, unusable) = DkimSigners::open(
-        &shared.addressing.dkim_vault,
+        vault,
         rows.iter().map(|k| SealedKey {
             domain: &k.domain,
             selector: &k.selector,

@@ -2,6 +2,11 @@
 //! and its circuit breaker. The claimer spreads jobs over the lanes by
 //! weight (smooth weighted round robin) among the relays of the campaign's
 //! group that are in rotation and have room.
+//!
+//! Each lane has two queues: bulk, sized to keep its workers busy, and
+//! priority, small and taken first, so a test send waits for at most the
+//! message in hand (and the relay's limits), not for hundreds of bulk
+//! messages claimed before it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,28 +15,22 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use postino_db::sending::Recorded;
 use postino_db::smtp_servers::SmtpServer;
-use postino_domain::{ServerGroup, SmtpSettings};
+use postino_domain::ServerGroup;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::breaker::{Breaker, BreakerSettings};
+use crate::job::Job;
 use crate::policy::Policy;
 use crate::rates::Rate;
-use crate::worker::{self, Job, Shared};
+use crate::relay::Relay;
+use crate::shared::Shared;
+use crate::worker::{self, Queues};
 
-/// What a relay's workers share.
-#[derive(Debug)]
-pub(crate) struct Relay {
-    pub(crate) name: String,
-    pub(crate) settings: SmtpSettings,
-    /// Limits every message through it takes a grant from, longest window first.
-    pub(crate) rates: Vec<Rate>,
-    pub(crate) breaker: Arc<Breaker>,
-    /// One worker at a time gathers grants, so waiting workers do not each
-    /// hold (and waste) grants of the limits they already got.
-    pub(crate) gate: tokio::sync::Mutex<()>,
-}
+/// Priority jobs a lane holds: a few, since they are taken first and
+/// claimed only as room allows.
+const PRIORITY_CAPACITY: usize = 32;
 
 #[derive(Debug)]
 struct Lane {
@@ -39,7 +38,9 @@ struct Lane {
     group: ServerGroup,
     weight: i64,
     jobs: async_channel::Sender<Job>,
-    waiting: async_channel::Receiver<Job>,
+    priority: async_channel::Sender<Job>,
+    /// The workers' ends, to take back what is left when the lane goes.
+    waiting: Queues,
     capacity: usize,
     workers: u32,
     current: i64,
@@ -48,6 +49,30 @@ struct Lane {
 impl Lane {
     fn usable(&self) -> bool {
         self.workers > 0 && self.relay.breaker.is_closed()
+    }
+
+    fn has_room(&self, priority: bool) -> bool {
+        if priority {
+            self.priority.len() < PRIORITY_CAPACITY
+        } else {
+            self.jobs.len() < self.capacity
+        }
+    }
+
+    fn close(&self) {
+        self.jobs.close();
+        self.priority.close();
+    }
+
+    fn take_waiting(&self) -> Vec<Job> {
+        let mut left = Vec::new();
+        while let Ok(job) = self.waiting.priority.try_recv() {
+            left.push(job);
+        }
+        while let Ok(job) = self.waiting.bulk.try_recv() {
+            left.push(job);
+        }
+        left
     }
 
     fn serves(&self, group: Option<&ServerGroup>) -> bool {
@@ -108,8 +133,8 @@ impl Lanes {
         }
         self.stop.cancel();
         for lane in self.lanes.drain(..) {
-            lane.jobs.close();
-            while let Ok(job) = lane.waiting.try_recv() {
+            lane.close();
+            for job in lane.take_waiting() {
                 let _ = wiring.results.send(job.released()).await;
             }
         }
@@ -156,10 +181,15 @@ impl Lanes {
                 .max(2 * workers as usize)
                 .max(1);
             let (tx, rx) = async_channel::bounded(capacity);
+            let (priority_tx, priority_rx) = async_channel::bounded(PRIORITY_CAPACITY);
+            let queues = Queues {
+                priority: priority_rx,
+                bulk: rx,
+            };
             for _ in 0..workers {
                 self.handles.push(tokio::spawn(worker::run(
                     relay.clone(),
-                    rx.clone(),
+                    queues.clone(),
                     wiring.results.clone(),
                     wiring.shared.clone(),
                     self.stop.clone(),
@@ -171,7 +201,8 @@ impl Lanes {
                 group: server.policy.group.clone(),
                 weight: i64::from(server.policy.weight),
                 jobs: tx,
-                waiting: rx,
+                priority: priority_tx,
+                waiting: queues,
                 capacity,
                 workers,
                 current: 0,
@@ -219,6 +250,23 @@ impl Lanes {
             })
     }
 
+    /// Priority jobs the lanes with workers can take now. Lanes out of
+    /// rotation count: a test send for one is answered with why, rather
+    /// than left waiting.
+    pub(crate) fn priority_room(&self) -> usize {
+        self.lanes
+            .iter()
+            .filter(|l| l.workers > 0)
+            .map(|l| PRIORITY_CAPACITY.saturating_sub(l.priority.len()))
+            .sum()
+    }
+
+    /// Whether a relay serving `group` has workers in this process, in
+    /// rotation or not.
+    pub(crate) fn has_workers_for(&self, group: Option<&ServerGroup>) -> bool {
+        self.lanes.iter().any(|l| l.workers > 0 && l.serves(group))
+    }
+
     /// Whether a campaign pinned to `group` (or to none) has a relay to go to.
     pub(crate) fn can_route(&self, group: Option<&ServerGroup>) -> bool {
         self.lanes.iter().any(|l| l.usable() && l.serves(group))
@@ -254,16 +302,18 @@ impl Lanes {
     }
 
     /// Hands a job to a lane of its campaign's group, by weight among those
-    /// in rotation with room. Gives the job back when none can take it.
+    /// in rotation with room in the job's queue (bulk or priority, by its
+    /// kind). Gives the job back when none can take it.
     pub(crate) fn dispatch(&mut self, job: Job) -> Option<Job> {
         let group = job.campaign.smtp_group.clone();
+        let priority = job.claimed.kind.is_priority();
         let mut job = job;
         let mut tried = vec![false; self.lanes.len()];
         loop {
             let candidates: Vec<usize> = (0..self.lanes.len())
                 .filter(|&i| {
                     let l = &self.lanes[i];
-                    !tried[i] && l.usable() && l.serves(group.as_ref()) && l.jobs.len() < l.capacity
+                    !tried[i] && l.usable() && l.serves(group.as_ref()) && l.has_room(priority)
                 })
                 .collect();
             let total: i64 = candidates.iter().map(|&i| self.lanes[i].weight).sum();
@@ -278,7 +328,9 @@ impl Lanes {
                 return Some(job);
             };
             self.lanes[chosen].current -= total;
-            match self.lanes[chosen].jobs.try_send(job) {
+            let lane = &self.lanes[chosen];
+            let queue = if priority { &lane.priority } else { &lane.jobs };
+            match queue.try_send(job) {
                 Ok(()) => return None,
                 Err(e) => {
                     tried[chosen] = true;
@@ -297,10 +349,8 @@ impl Lanes {
         }
         let mut left = Vec::new();
         for lane in self.lanes {
-            lane.jobs.close();
-            while let Ok(job) = lane.waiting.try_recv() {
-                left.push(job);
-            }
+            lane.close();
+            left.extend(lane.take_waiting());
         }
         left
     }

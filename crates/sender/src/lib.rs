@@ -3,7 +3,11 @@
 //! One claimer takes due deliveries of running campaigns in batches (`FOR
 //! UPDATE SKIP LOCKED`, an equal share per campaign) under a lease, and
 //! spreads them by weight over the relays of each campaign's group that are
-//! in rotation. Each relay has a lane: a bounded queue and its workers. Each
+//! in rotation. Before every bulk claim, and whenever a notification says
+//! one was queued, it claims priority mail (test sends, of campaigns in any
+//! state), which the workers take ahead of bulk jobs: through the same
+//! relays, under the same limits, signed with the same keys, but never
+//! waiting behind a campaign. Each relay has a lane: a bounded queue and its workers. Each
 //! worker owns one SMTP session, so a relay sees at most its
 //! `max_connections` sessions (shared out between the sender processes
 //! alive); it takes a job only when the relay's rate limits allow, passes
@@ -27,8 +31,13 @@
 //!
 //! - [`SenderSettings`] — `[sender]`: batch sizes, lease, retry policy, bounces.
 //! - [`run`] — the sender until shut down: reload, claim, dispatch.
-//! - `lanes` — one lane per relay: workers, queue, weighted dispatch.
+//! - `claimer` — priority and bulk claims, and the campaigns they need.
+//! - `wakeup` — the notification that priority mail is waiting.
+//! - `lanes` — one lane per relay: workers, queues, weighted dispatch.
+//! - `relay` — what one relay's workers share: settings, limits, breaker.
 //! - `worker` — one SMTP session, one message at a time; how replies settle.
+//! - `job` — a claimed delivery with its campaign, rendered in batches.
+//! - `shared` — what the claimer and all workers share.
 //! - `policy` — the global rate, domain rules, this process's share.
 //! - `rates` — sliding-window limits shared through PostgreSQL.
 //! - `domains` — the per-domain gate: in flight, per minute, deferrals.
@@ -38,6 +47,10 @@
 //! - `recorder` — batched result writes.
 //! - `dkim` — the DKIM keys the workers sign with, reread with the relays.
 //!
+//! Each module imports only those below it: `lanes` the workers it
+//! spawns, `worker` the relay, job and shared state it works with, and
+//! none of those back.
+//!
 //! Dependency rule: depends on `postino-db`, `postino-compose`,
 //! `postino-smtp` and `postino-domain`; meets the web and scheduler roles in
 //! database rows only.
@@ -45,14 +58,19 @@
 
 mod alarm;
 mod breaker;
+mod claimer;
 mod dkim;
 mod domains;
+mod job;
 mod lanes;
 mod policy;
 mod prepared;
 mod rates;
 mod recorder;
+mod relay;
 mod settings;
+mod shared;
+mod wakeup;
 mod worker;
 
 use std::collections::HashMap;
@@ -60,9 +78,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use postino_compose::Addressing;
-use postino_db::sending::{ClaimFrom, Recorded};
+use postino_db::heartbeats::{self, Role};
+use postino_db::sending::{Outcome, Recorded};
 use postino_db::smtp_servers::SmtpServer;
 use postino_db::{DbError, PgPool, campaigns, sending, smtp_servers};
 use tokio::sync::mpsc;
@@ -73,143 +92,23 @@ pub use settings::SenderSettings;
 
 use alarm::{Alarm, AlarmSettings};
 use breaker::BreakerSettings;
+use claimer::Claimer;
 use domains::Domains;
 use lanes::{Lanes, Wiring};
 use postino_sandbox::Sandbox;
-use prepared::{Cache, Running};
+use prepared::Running;
 use rates::Rates;
-use worker::{Job, Shared, Throttle};
+use shared::{Shared, Suspect, Throttle};
+use wakeup::Wakeup;
 
 /// How often the running set is reread even while the workers are busy,
 /// which bounds how long a paused campaign keeps sending.
 const RUNNING_REFRESH: Duration = Duration::from_millis(500);
 /// How long the claimer waits for room in the lanes before looking again.
 const ROOM_POLL: Duration = Duration::from_millis(5);
-
-/// Where each campaign's next claim resumes (see [`sending::claim`]).
-type Resume = HashMap<i64, (DateTime<Utc>, i64)>;
-
-/// What the claimer keeps between passes.
-#[derive(Debug, Default)]
-struct Claimer {
-    cache: Cache,
-    resume: Resume,
-    /// Campaigns no relay can take, and since when.
-    stranded: HashMap<i64, Instant>,
-    /// A campaign started since the policy was last read: reread it (relays,
-    /// limits, DKIM keys) before claiming, so a limit or key set just before
-    /// the start applies to its first message, not only after the next
-    /// reload.
-    policy_stale: bool,
-}
-
-/// Claims up to `room` deliveries spread over the running campaigns that
-/// have a relay to go to.
-async fn claim(
-    pool: &PgPool,
-    claimer: &mut Claimer,
-    lanes: &Lanes,
-    shared: &Shared,
-    room: usize,
-    settings: &SenderSettings,
-) -> Result<Vec<Job>, DbError> {
-    let mut conn = pool.acquire().await?;
-    let running = sending::running_campaigns(&mut conn).await?;
-    shared.running.set(running.iter().map(|c| c.id));
-    shared.alarm.retain(|id| running.iter().any(|c| c.id == id));
-    let ready = claimer
-        .cache
-        .refresh(&mut conn, &running, &shared.templates)
-        .await;
-    if claimer.cache.take_fresh() {
-        claimer.policy_stale = true;
-        return Ok(Vec::new());
-    }
-    let Claimer {
-        cache,
-        resume,
-        stranded,
-        ..
-    } = claimer;
-    stranded.retain(|c, _| ready.contains(c));
-    let mut routable = Vec::with_capacity(ready.len());
-    for &campaign in &ready {
-        let group = cache.get(campaign).and_then(|p| p.smtp_group.clone());
-        // A relay that is down is waited for, as any MTA would; one that
-        // refuses our credentials, or a group with no relay, will not heal
-        // by itself.
-        if lanes.is_hopeless(group.as_ref()) {
-            let since = *stranded.entry(campaign).or_insert_with(Instant::now);
-            if since.elapsed() >= settings.failure_window {
-                let reason = format!(
-                    "paused automatically: {}",
-                    lanes.why_unroutable(group.as_ref())
-                );
-                let _ = shared.pauses.send((campaign, reason));
-                stranded.remove(&campaign);
-                continue;
-            }
-        } else {
-            stranded.remove(&campaign);
-        }
-        if lanes.can_route(group.as_ref()) {
-            routable.push(campaign);
-        }
-    }
-    resume.retain(|campaign, _| routable.contains(campaign));
-    if routable.is_empty() || room == 0 {
-        return Ok(Vec::new());
-    }
-    let per_campaign = room.div_ceil(routable.len());
-    let from: Vec<ClaimFrom> = routable
-        .iter()
-        .map(|&campaign| ClaimFrom {
-            campaign,
-            after: resume.get(&campaign).copied(),
-        })
-        .collect();
-    let claimed_at = Instant::now();
-    let take_suspect = shared.suspect.is_free();
-    let claimed = sending::claim(
-        &mut conn,
-        &from,
-        i64::try_from(per_campaign).unwrap_or(i64::MAX),
-        settings.lease,
-        take_suspect,
-    )
-    .await?;
-    if let Some(suspect) = claimed.iter().find(|c| c.lost_leases > 0) {
-        shared.suspect.hold(suspect.id, claimed_at + settings.lease);
-    }
-    for campaign in &routable {
-        let mine = claimed.iter().filter(|c| c.campaign_id == *campaign);
-        let last = mine.clone().map(|c| (c.run_at, c.id)).max();
-        if mine.count() < per_campaign {
-            // Short: start from the head next time, for anything put back.
-            resume.remove(campaign);
-        } else if let Some(last) = last {
-            resume.insert(*campaign, last);
-        }
-    }
-    // Half the lease: a job still waiting by then is handed back unsent,
-    // leaving the other half for a send in progress to finish.
-    let lease_deadline = claimed_at + settings.lease / 2;
-    let mut jobs: Vec<Job> = claimed
-        .into_iter()
-        .filter_map(|claimed| {
-            let campaign = cache.get(claimed.campaign_id)?;
-            Some(Job {
-                claimed,
-                campaign,
-                lease_deadline,
-                rendered: None,
-            })
-        })
-        .collect();
-    drop(conn);
-    worker::prerender(&mut jobs, &shared.addressing).await;
-    Ok(jobs)
-}
+/// How long a priority job no lane of this process can take now (full, or
+/// no connection slot here) waits before it is claimed again.
+const PRIORITY_RETRY: Duration = Duration::from_secs(1);
 
 async fn refresh_running(pool: &PgPool, shared: &Shared) -> Result<(), DbError> {
     let mut conn = pool.acquire().await?;
@@ -236,16 +135,110 @@ async fn apply_pauses(pool: &PgPool, pauses: &mut mpsc::UnboundedReceiver<(i64, 
     }
 }
 
-/// Sleeps `d`, or less if shutdown comes first; says whether to go on.
-async fn pause(shutdown: &CancellationToken, d: Duration) -> bool {
+/// Sleeps `d`, or less if shutdown or priority mail comes first; says
+/// whether to go on.
+async fn pause(shutdown: &CancellationToken, wakeup: &Wakeup, d: Duration) -> bool {
     tokio::select! {
         () = shutdown.cancelled() => false,
         () = tokio::time::sleep(d) => true,
+        () = wakeup.wait() => true,
     }
 }
 
-/// Rereads the policy and the relays, rebuilding the lanes on a change.
+/// Rereads the DKIM keys, the policy and the relays, rebuilding the lanes
+/// on a change. Logs what fails: the sender goes on with what it had.
 async fn reload(
+    pool: &PgPool,
+    me: Uuid,
+    settings: &SenderSettings,
+    lanes: &mut Lanes,
+    wiring: &Wiring<'_>,
+) {
+    let shared = wiring.shared;
+    dkim::reload(pool, &shared.dkim, &shared.addressing.dkim_vault).await;
+    if let Err(e) = reload_policy(pool, me, settings, lanes, wiring).await {
+        tracing::error!(error = %e, "cannot read the sending policy or the SMTP servers");
+        return;
+    }
+    let counted = match pool.acquire().await {
+        Ok(mut conn) => heartbeats::reloaded(&mut conn, me, Role::Sender).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = counted {
+        tracing::warn!(error = %e, "cannot count a reload in the heartbeat");
+    }
+}
+
+/// Counts one look at the queue, which took `claimed` deliveries.
+async fn beat(pool: &PgPool, me: Uuid, claimed: usize) {
+    let claimed = i64::try_from(claimed).unwrap_or(i64::MAX);
+    let counted = match pool.acquire().await {
+        Ok(mut conn) => heartbeats::pass(&mut conn, me, Role::Sender, claimed).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = counted {
+        tracing::warn!(error = %e, "cannot count a pass in the heartbeat");
+    }
+}
+
+/// Claims priority mail, rereads the policy first if it brought a campaign
+/// just compiled, and hands each job to a lane of its group. Returns how
+/// many deliveries it claimed.
+async fn priority_pass(
+    pool: &PgPool,
+    me: Uuid,
+    claimer: &mut Claimer,
+    lanes: &mut Lanes,
+    wiring: &Wiring<'_>,
+    settings: &SenderSettings,
+) -> Result<usize, DbError> {
+    let room = lanes.priority_room();
+    let taken = claimer::claim_priority(pool, claimer, wiring.shared, room, settings).await?;
+    let claimed = taken.claimed();
+    if taken.fresh {
+        reload(pool, me, settings, lanes, wiring).await;
+    }
+    for recorded in taken.settled {
+        let _ = wiring.results.send(recorded).await;
+    }
+    for job in taken.jobs {
+        let group = job.campaign.smtp_group.clone();
+        // Somebody is waiting for the answer: a group no relay will take
+        // mail for, or whose every relay is out of rotation, is the answer.
+        let unroutable = if lanes.is_hopeless(group.as_ref()) {
+            Some(lanes.why_unroutable(group.as_ref()))
+        } else if lanes.has_workers_for(group.as_ref()) && !lanes.can_route(group.as_ref()) {
+            Some(format!(
+                "not sent: every SMTP server that could take it is failing; {}",
+                lanes.why_unroutable(group.as_ref())
+            ))
+        } else {
+            None
+        };
+        let recorded = match unroutable {
+            Some(reply) => job.settled(Outcome::Failed {
+                code: None,
+                reply,
+                bounce: false,
+            }),
+            None => match lanes.dispatch(job) {
+                None => continue,
+                // Full here, or no connection slot in this process: later,
+                // or another sender.
+                Some(job) => job.settled(Outcome::Deferred {
+                    until: Utc::now()
+                        + chrono::Duration::from_std(PRIORITY_RETRY)
+                            .unwrap_or_else(|_| chrono::Duration::seconds(1)),
+                }),
+            },
+        };
+        let _ = wiring.results.send(recorded).await;
+    }
+    Ok(claimed)
+}
+
+/// Rereads the policy and the relays, rebuilding the lanes on a change.
+async fn reload_policy(
     pool: &PgPool,
     me: Uuid,
     settings: &SenderSettings,
@@ -308,7 +301,7 @@ pub async fn run(
         },
         processes: AtomicU32::new(1),
         dkim: dkim::Keys::default(),
-        suspect: worker::Suspect::default(),
+        suspect: Suspect::default(),
     });
     let (results_tx, results_rx) = mpsc::channel::<Recorded>(settings.record_batch * 4);
     let recorder = tokio::spawn(recorder::run(
@@ -333,18 +326,18 @@ pub async fn run(
     };
 
     let me = Uuid::new_v4();
+    let wakeup = wakeup::listen(&pool, &shutdown);
     let mut lanes = Lanes::default();
     let mut claimer = Claimer::default();
     let mut reloaded: Option<Instant> = None;
     let mut running_read = Instant::now();
+    // When the priority lane was last looked at; `None` looks at once.
+    let mut priority_read: Option<Instant> = None;
     let mut warned_no_relay = false;
     while !shutdown.is_cancelled() {
         if reloaded.is_none_or(|t| t.elapsed() >= settings.reload_servers) {
             reloaded = Some(Instant::now());
-            dkim::reload(&pool, &shared).await;
-            if let Err(e) = reload(&pool, me, &settings, &mut lanes, &wiring).await {
-                tracing::error!(error = %e, "cannot read the sending policy or the SMTP servers");
-            }
+            reload(&pool, me, &settings, &mut lanes, &wiring).await;
         }
         apply_pauses(&pool, &mut pauses_rx).await;
         if !lanes.has_workers() {
@@ -354,14 +347,35 @@ pub async fn run(
                 );
                 warned_no_relay = true;
             }
-            if !pause(&shutdown, settings.idle_poll).await {
+            if !pause(&shutdown, &wakeup, settings.idle_poll).await {
                 break;
             }
             continue;
         }
         warned_no_relay = false;
         let (lanes_capacity, room) = lanes.room();
-        if room < lanes_capacity.div_ceil(2) || room == 0 {
+        let bulk_due = room >= lanes_capacity.div_ceil(2) && room > 0;
+        // The priority lane first, on every bulk pass, on a wake-up, and
+        // at least every idle_poll while the lanes are too full for bulk.
+        let woken = wakeup.take();
+        let mut claimed = None;
+        if bulk_due || woken || priority_read.is_none_or(|t| t.elapsed() >= settings.idle_poll) {
+            priority_read = Some(Instant::now());
+            match priority_pass(&pool, me, &mut claimer, &mut lanes, &wiring, &settings).await {
+                Ok(n) => {
+                    if n > 0 {
+                        // There may be more than there was room for.
+                        priority_read = None;
+                    }
+                    claimed = Some(n);
+                }
+                Err(e) => tracing::error!(error = %e, "cannot claim priority deliveries"),
+            }
+        }
+        if !bulk_due {
+            if let Some(n) = claimed {
+                beat(&pool, me, n).await;
+            }
             if running_read.elapsed() >= RUNNING_REFRESH {
                 running_read = Instant::now();
                 if let Err(e) = refresh_running(&pool, &shared).await {
@@ -374,23 +388,27 @@ pub async fn run(
             } else {
                 ROOM_POLL
             };
-            if !pause(&shutdown, wait).await {
+            if !pause(&shutdown, &wakeup, wait).await {
                 break;
             }
             continue;
         }
         running_read = Instant::now();
-        match claim(&pool, &mut claimer, &lanes, &shared, room, &settings).await {
+        let claimed = claimed.unwrap_or(0);
+        match claimer::claim(&pool, &mut claimer, &lanes, &shared, room, &settings).await {
             Ok(_) if claimer.policy_stale => {
                 claimer.policy_stale = false;
                 reloaded = None;
+                beat(&pool, me, claimed).await;
             }
             Ok(jobs) if jobs.is_empty() => {
-                if !pause(&shutdown, settings.idle_poll).await {
+                beat(&pool, me, claimed).await;
+                if priority_read.is_some() && !pause(&shutdown, &wakeup, settings.idle_poll).await {
                     break;
                 }
             }
             Ok(jobs) => {
+                beat(&pool, me, claimed + jobs.len()).await;
                 for job in jobs {
                     if let Some(unplaced) = lanes.dispatch(job) {
                         let _ = results_tx.send(unplaced.released()).await;
@@ -399,7 +417,7 @@ pub async fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot claim deliveries");
-                if !pause(&shutdown, settings.idle_poll).await {
+                if !pause(&shutdown, &wakeup, settings.idle_poll).await {
                     break;
                 }
             }

@@ -9,9 +9,9 @@ use postino_db::{DbError, PgPool, policy};
 use postino_domain::DomainLimit;
 use uuid::Uuid;
 
-use crate::SenderSettings;
 use crate::domains::DomainRule;
 use crate::rates::Rate;
+use crate::settings::SenderSettings;
 
 /// What one reread of the policy found.
 #[derive(Debug, Clone, PartialEq)]

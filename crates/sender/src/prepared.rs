@@ -1,10 +1,12 @@
-//! Campaigns compiled once for all their recipients, and which campaigns
-//! may send right now.
+//! Campaigns compiled once for all their recipients (and, for priority
+//! mail, for campaigns in any state), and which campaigns may send right
+//! now.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use postino_compose::{CampaignIdentity, CampaignSource};
 use postino_db::sending::RunningCampaign;
 use postino_db::{PgConnection, campaigns, templates};
@@ -68,6 +70,10 @@ async fn prepare(
 /// How long a campaign that failed to prepare waits before another try.
 const RETRY_BROKEN: Duration = Duration::from_secs(60);
 
+/// How long a campaign compiled only for priority mail (a draft being
+/// tested) is kept without use: long enough for a round of test sends.
+const PRIORITY_KEPT: Duration = Duration::from_secs(600);
+
 /// The claimer's cache of compiled campaigns, keyed by campaign and its
 /// last change, so an edit made while paused is picked up on resume.
 #[derive(Debug, Default)]
@@ -78,6 +84,9 @@ pub(crate) struct Cache {
     broken: HashMap<RunningCampaign, Instant>,
     /// A campaign was prepared since the last [`Cache::take_fresh`].
     fresh: bool,
+    /// Campaigns compiled for priority deliveries while not running, by
+    /// key: their last change, and when a priority delivery last used them.
+    priority: HashMap<i64, (DateTime<Utc>, Arc<PreparedCampaign>, Instant)>,
 }
 
 impl Cache {
@@ -123,6 +132,38 @@ impl Cache {
     /// it sends with, such as its DKIM key, must be current.
     pub(crate) fn take_fresh(&mut self) -> bool {
         std::mem::take(&mut self.fresh)
+    }
+
+    /// The campaign `key` for a priority delivery, in whatever state: the
+    /// running one if it is cached, else compiled now and kept a while.
+    /// The flag says it was compiled now, so what it sends with (relays,
+    /// DKIM keys) should be reread first.
+    ///
+    /// # Errors
+    ///
+    /// Why it cannot be compiled; unlike a running campaign's, that is the
+    /// answer the waiting user gets.
+    pub(crate) async fn for_priority(
+        &mut self,
+        conn: &mut PgConnection,
+        key: RunningCampaign,
+        templates: &Sandbox,
+    ) -> Result<(Arc<PreparedCampaign>, bool), String> {
+        self.priority
+            .retain(|_, (_, _, used)| used.elapsed() < PRIORITY_KEPT);
+        if let Some(p) = self.prepared.get(&key) {
+            return Ok((p.clone(), false));
+        }
+        if let Some((version, p, used)) = self.priority.get_mut(&key.id)
+            && *version == key.updated_at
+        {
+            *used = Instant::now();
+            return Ok((p.clone(), false));
+        }
+        let p = Arc::new(prepare(conn, templates, key.id).await?);
+        self.priority
+            .insert(key.id, (key.updated_at, p.clone(), Instant::now()));
+        Ok((p, true))
     }
 
     /// The prepared campaign for a claimed delivery.

@@ -1,209 +1,28 @@
-//! One worker: one SMTP connection, one message at a time.
+//! One worker: one SMTP connection, one message at a time, priority mail
+//! first; and how the relay's answer settles a delivery.
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use postino_compose::{Addressee, Addressing, Recipient, Rendered};
-use postino_db::PgPool;
+use postino_compose::Addressee;
 use postino_db::sending::{Claimed, Outcome, Recorded};
 use postino_domain::policy::is_slow_down;
-use postino_domain::{EmailAddress, RetryPolicy, is_recipient_refusal};
+use postino_domain::{EmailAddress, is_recipient_refusal};
 use postino_smtp::{Connection, SendOutcome};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::alarm::Alarm;
-use crate::domains::{Admit, DomainRule, Domains, domain_of};
-use crate::lanes::Relay;
-use crate::policy::domain_rate;
-use crate::prepared::{PreparedCampaign, Running};
-use crate::rates::{Rates, Ticket};
-
-/// A claimed delivery on its way to a worker.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) claimed: Claimed,
-    pub(crate) campaign: Arc<PreparedCampaign>,
-    /// After this instant the claim may belong to someone else: the job is
-    /// handed back unsent.
-    pub(crate) lease_deadline: Instant,
-    /// Its message's content, rendered with the rest of its claim (see
-    /// [`prerender`]); `None` renders it when sent.
-    pub(crate) rendered: Option<Result<Rendered, postino_sandbox::Error>>,
-}
-
-/// Renders the jobs of one claim in one sandbox request per campaign: a
-/// round trip per message would cost more than building it. A recipient
-/// whose render kills its child is retried alone by the sandbox, so only
-/// that one fails.
-pub(crate) async fn prerender(jobs: &mut [Job], addressing: &Addressing) {
-    let mut campaigns: Vec<i64> = jobs.iter().map(|j| j.claimed.campaign_id).collect();
-    campaigns.sort_unstable();
-    campaigns.dedup();
-    for campaign in campaigns {
-        let mine: Vec<usize> = (0..jobs.len())
-            .filter(|&i| {
-                jobs[i].claimed.campaign_id == campaign && jobs[i].claimed.list_uuid.is_some()
-            })
-            .collect();
-        let Some(&first) = mine.first() else {
-            continue;
-        };
-        let template = jobs[first].campaign.template.clone();
-        let identity = jobs[first].campaign.identity.uuid;
-        let recipients: Vec<(Recipient, String)> = mine
-            .iter()
-            .map(|&i| {
-                let r = recipient_of(&jobs[i].claimed);
-                let url = addressing.unsubscribe_url(identity, r.id);
-                (r, url)
-            })
-            .collect();
-        let pairs: Vec<(&Recipient, &str)> =
-            recipients.iter().map(|(r, u)| (r, u.as_str())).collect();
-        let results = template.render_many(&pairs).await;
-        for (i, result) in mine.into_iter().zip(results) {
-            jobs[i].rendered = Some(result);
-        }
-    }
-}
-
-impl Job {
-    pub(crate) fn released(&self) -> Recorded {
-        Recorded {
-            id: self.claimed.id,
-            attempt: self.claimed.attempt,
-            outcome: Outcome::Released,
-        }
-    }
-}
+use crate::domains::{Admit, domain_of};
+use crate::job::{Job, recipient_of};
+use crate::rates::Ticket;
+use crate::relay::Relay;
+use crate::shared::Shared;
 
 /// How long a delivery waits when no rendering process can be started.
 const SANDBOX_DOWN_WAIT_SECS: i64 = 10;
-
-/// What every worker shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) addressing: Addressing,
-    /// Renders each message in a process of its own.
-    pub(crate) templates: postino_sandbox::Sandbox,
-    pub(crate) retry: RetryPolicy,
-    pub(crate) running: Running,
-    pub(crate) pool: PgPool,
-    pub(crate) rates: Rates,
-    pub(crate) domains: Arc<Domains>,
-    pub(crate) alarm: Alarm,
-    /// Campaigns to pause, and why; the claimer writes them.
-    pub(crate) pauses: mpsc::UnboundedSender<(i64, String)>,
-    pub(crate) throttle: Throttle,
-    /// Sender processes alive, for the rate a domain was seeing.
-    pub(crate) processes: AtomicU32,
-    /// The DKIM keys messages are signed with.
-    pub(crate) dkim: crate::dkim::Keys,
-    /// The suspect this process holds, if any (see [`Suspect`]).
-    pub(crate) suspect: Suspect,
-}
-
-/// The one suspect delivery (one a dead sender held) this process may have
-/// in flight. Claimed alone, a suspect that kills its sender takes no other
-/// suspect with it, so a delivery that crashes senders reaches
-/// [`postino_domain::MAX_LOST_LEASES`] and is failed while the deliveries
-/// that merely shared its batch go out. The slot frees itself when the
-/// claim's lease ends, whatever became of the job.
-#[derive(Debug, Default)]
-pub(crate) struct Suspect(std::sync::Mutex<Option<(i64, Instant)>>);
-
-impl Suspect {
-    pub(crate) fn is_free(&self) -> bool {
-        self.0.lock().map_or(true, |held| {
-            held.is_none_or(|(_, until)| Instant::now() >= until)
-        })
-    }
-
-    pub(crate) fn hold(&self, delivery: i64, until: Instant) {
-        if let Ok(mut held) = self.0.lock() {
-            *held = Some((delivery, until));
-        }
-    }
-
-    /// Frees the slot if `delivery` holds it.
-    pub(crate) fn done(&self, delivery: i64) {
-        if let Ok(mut held) = self.0.lock()
-            && held.is_some_and(|(id, _)| id == delivery)
-        {
-            *held = None;
-        }
-    }
-}
-
-/// How domains that ask us to slow down are slowed.
-#[derive(Debug)]
-pub(crate) struct Throttle {
-    pub(crate) calm: Duration,
-    pub(crate) floor_per_minute: u32,
-    /// When this process last slowed each domain: replies to messages
-    /// already in flight arrive together and count once.
-    pub(crate) slowed: Mutex<HashMap<String, Instant>>,
-}
-
-impl Shared {
-    /// A domain answered "slow down": halve its rate for every sender, and
-    /// apply the new rate here at once.
-    async fn slow_down(&self, domain: &str) {
-        let calm = self.throttle.calm;
-        {
-            let mut slowed = self
-                .throttle
-                .slowed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if slowed.get(domain).is_some_and(|at| at.elapsed() < calm) {
-                return;
-            }
-            slowed.insert(domain.to_owned(), Instant::now());
-        }
-        let observed = self
-            .domains
-            .observed_per_minute(domain)
-            .saturating_mul(self.processes.load(Ordering::Relaxed).max(1));
-        let written = match self.pool.acquire().await {
-            Ok(mut conn) => {
-                postino_db::policy::slow_down(
-                    &mut conn,
-                    domain,
-                    observed,
-                    self.throttle.floor_per_minute,
-                    calm,
-                )
-                .await
-            }
-            Err(e) => Err(e.into()),
-        };
-        match written {
-            Ok(per_minute) => {
-                tracing::info!(
-                    domain,
-                    per_minute,
-                    "domain asked us to slow down; throttled"
-                );
-                metrics::counter!("postino_domain_slowdowns_total").increment(1);
-                self.domains.set_rule(
-                    domain,
-                    DomainRule {
-                        in_flight: self.domains.in_flight_limit(domain),
-                        rate: Some(domain_rate(domain, per_minute)),
-                    },
-                );
-            }
-            Err(e) => tracing::error!(domain, error = %e, "cannot record a domain throttle"),
-        }
-    }
-}
 
 /// An open connection is closed after this long without work, so an idle
 /// sender holds no sessions on the relay.
@@ -244,10 +63,29 @@ async fn grants(
     }
 }
 
-/// Takes jobs until `stop` is cancelled or the job channel closes.
+/// The jobs waiting for one relay's workers.
+#[derive(Debug, Clone)]
+pub(crate) struct Queues {
+    /// Priority mail (test sends): taken first, whatever waits in bulk.
+    pub(crate) priority: async_channel::Receiver<Job>,
+    /// Campaign recipients' copies.
+    pub(crate) bulk: async_channel::Receiver<Job>,
+}
+
+impl Queues {
+    fn try_recv(&self) -> Option<Job> {
+        self.priority
+            .try_recv()
+            .or_else(|_| self.bulk.try_recv())
+            .ok()
+    }
+}
+
+/// Takes jobs, priority ones first, until `stop` is cancelled or the job
+/// channels close.
 pub(crate) async fn run(
     relay: Arc<Relay>,
-    jobs: async_channel::Receiver<Job>,
+    queues: Queues,
     results: mpsc::Sender<Recorded>,
     shared: Arc<Shared>,
     stop: CancellationToken,
@@ -261,7 +99,7 @@ pub(crate) async fn run(
             if let Some(c) = conn.take() {
                 c.close().await;
             }
-            while let Ok(job) = jobs.try_recv() {
+            while let Some(job) = queues.try_recv() {
                 if results.send(job.released()).await.is_err() {
                     return;
                 }
@@ -272,14 +110,19 @@ pub(crate) async fn run(
             continue;
         }
         // Take a job only once this relay's limits allow a message, so a
-        // relay at its limit leaves jobs to the others.
+        // relay at its limit leaves jobs to the others. Priority mail takes
+        // the same grants: it jumps the queue, not the limits.
         if !grants(&relay, &shared, &mut ticket, &stop).await {
             break;
         }
         let job = tokio::select! {
             biased;
             () = stop.cancelled() => break,
-            job = jobs.recv() => match job {
+            job = queues.priority.recv() => match job {
+                Ok(job) => job,
+                Err(_) => break,
+            },
+            job = queues.bulk.recv() => match job {
                 Ok(job) => job,
                 Err(_) => break,
             },
@@ -306,11 +149,9 @@ pub(crate) async fn run(
                 "sending a delivery panicked; it is failed"
             );
             conn = None;
-            Step::not_attempted(Recorded {
-                id: job.claimed.id,
-                attempt: job.claimed.attempt,
-                outcome: failed("not tried again: an internal error stopped it".to_owned()),
-            })
+            Step::not_attempted(job.settled(failed(
+                "not tried again: an internal error stopped it".to_owned(),
+            )))
         });
         shared.suspect.done(job.claimed.id);
         if step.attempted {
@@ -324,19 +165,6 @@ pub(crate) async fn run(
     }
     if let Some(c) = conn {
         c.close().await;
-    }
-}
-
-fn recipient_of(c: &Claimed) -> Recipient {
-    Recipient {
-        id: c.subscriber_uuid,
-        email: c.email.clone(),
-        name: c.name.clone(),
-        attributes: match &c.attributes {
-            serde_json::Value::Object(map) => map.clone(),
-            _ => serde_json::Map::new(),
-        },
-        created_at: c.subscribed_at,
     }
 }
 
@@ -366,22 +194,23 @@ impl Step {
     }
 }
 
-/// Sends one job.
+/// Sends one job. A campaign recipient's copy goes only while its campaign
+/// runs and they are still in its audience; a priority one (a test send)
+/// goes whatever the campaign's state, and only once.
 async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, job: &Job) -> Step {
     let c = &job.claimed;
-    let record = |outcome| Recorded {
-        id: c.id,
-        attempt: c.attempt,
-        outcome,
-    };
-    if !shared.running.contains(c.campaign_id) || Instant::now() >= job.lease_deadline {
+    let record = |outcome| job.settled(outcome);
+    let priority = c.kind.is_priority();
+    if (!priority && !shared.running.contains(c.campaign_id))
+        || Instant::now() >= job.lease_deadline
+    {
         return Step::not_attempted(job.released());
     }
-    let Some(list) = c.list_uuid else {
+    if !job.is_addressed() {
         return Step::not_attempted(record(Outcome::Skipped {
             reason: "unsubscribed or blocklisted after the campaign was queued".to_owned(),
         }));
-    };
+    }
     let to = match EmailAddress::parse(&c.email) {
         Ok(to) => to,
         Err(e) => {
@@ -435,8 +264,10 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         Addressee {
             recipient: &recipient,
             to: &to,
-            list: Some(list),
-            delivery: Some(c.id),
+            list: c.list_uuid,
+            // A test send's bounces go to the sender address, as a
+            // preview's would: there is no recipient to bounce.
+            delivery: (!priority).then_some(c.id),
         },
     );
     let mut message = match composed {
@@ -463,17 +294,24 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
                 *conn = Some(opened);
             }
             Err(outcome) => {
-                let (reply, misconfigured) = match outcome {
-                    SendOutcome::PermFail { reply, .. } => (reply, true),
-                    SendOutcome::TempFail { reply, .. } | SendOutcome::Sent { reply, .. } => {
-                        (reply, false)
-                    }
+                let (code, reply, misconfigured) = match outcome {
+                    SendOutcome::PermFail { code, reply } => (code, reply, true),
+                    SendOutcome::TempFail { code, reply } => (code, reply, false),
+                    SendOutcome::Sent { code, reply } => (Some(code), reply, false),
                 };
                 tracing::warn!(relay = %relay.name, reply = %reply, "cannot open an SMTP session");
                 if let Some(cooldown) = relay.breaker.failure(&reply, misconfigured) {
                     tracing::warn!(relay = %relay.name, seconds = cooldown.as_secs_f64(), "relay taken out of rotation");
                     metrics::counter!("postino_relay_trips_total", "relay" => relay.name.clone())
                         .increment(1);
+                }
+                if priority {
+                    // Somebody is waiting for this answer: it is the result.
+                    return Step::not_attempted(record(Outcome::Failed {
+                        code,
+                        reply,
+                        bounce: false,
+                    }));
                 }
                 // Not the recipient's fault: back to the queue, for
                 // another relay or a later try, with no attempt counted.
@@ -500,7 +338,9 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
         // The receiver pacing us, not a failure of the campaign: the
         // throttle answers it, the alarm does not count it.
         shared.slow_down(domain).await;
-    } else {
+    } else if !priority {
+        // A test send's refusal is the answer to a test, not a sign the
+        // campaign is failing.
         let failure = match &outcome {
             SendOutcome::Sent { .. } => None,
             SendOutcome::TempFail { reply, .. } | SendOutcome::PermFail { reply, .. } => {
@@ -524,10 +364,20 @@ async fn deliver(relay: &Relay, shared: &Shared, conn: &mut Option<Connection>, 
 
 /// Turns the relay's answer into what to record: retry a temporary failure
 /// with backoff until the first attempt is too old, fail a permanent one as
-/// a hard bounce.
+/// a hard bounce. A priority delivery is tried once: any refusal fails it,
+/// never as a bounce.
 fn settle(shared: &Shared, c: &Claimed, outcome: SendOutcome) -> Outcome {
     match outcome {
         SendOutcome::Sent { code, reply } => Outcome::Sent { code, reply },
+        SendOutcome::PermFail { code, reply } | SendOutcome::TempFail { code, reply }
+            if c.kind.is_priority() =>
+        {
+            Outcome::Failed {
+                code,
+                reply,
+                bounce: false,
+            }
+        }
         SendOutcome::PermFail { code, reply } => Outcome::Failed {
             code,
             // Only a refusal of the recipient is their bounce: one of the

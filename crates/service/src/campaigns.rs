@@ -17,8 +17,6 @@ use uuid::Uuid;
 use crate::dkim::{Signing, signers_for};
 use crate::{Context, Error, FieldError, Result};
 
-/// The scheduler listens here.
-const SCHEDULER_CHANNEL: &str = "postino_scheduler";
 /// Largest body or template accepted.
 const MAX_BODY_BYTES: usize = 512 * 1024;
 
@@ -264,7 +262,7 @@ async fn check(
 }
 
 /// Compiles a stored campaign (it was checked when saved).
-pub async fn compile_stored(
+pub(crate) async fn compile_stored(
     conn: &mut PgConnection,
     sandbox: &Sandbox,
     c: &Campaign,
@@ -406,7 +404,7 @@ pub async fn move_to(
         ));
     }
     if to == CampaignStatus::Running {
-        campaigns::wake_scheduler(conn, SCHEDULER_CHANNEL).await?;
+        campaigns::wake_scheduler(conn, postino_db::wake::SCHEDULER).await?;
     }
     Ok(campaigns::get_by_id(conn, current.id).await?)
 }
@@ -461,7 +459,7 @@ pub struct Preview {
 /// Renders the message for `recipient`, builds its MIME form and
 /// DKIM-signs it, exactly as the sender would (bar the delivery's VERP
 /// return path). Says which key signed it, if any.
-pub async fn render_message(
+async fn render_message(
     ctx: &Context,
     campaign: &Campaign,
     compiled: &Template,

@@ -7,16 +7,23 @@
 //! - The server: the one `DATABASE_URL` points at, else PostgreSQL on
 //!   127.0.0.1:5432, else a private cluster started once from the installed
 //!   binaries (see `postino_db::local_cluster`).
+//! - [`wait_until`] — waits for a condition with a deadline, failing with
+//!   what it waited for; [`drain`] waits for a campaign's queue to empty;
+//!   [`advance`] waits for the scheduler's or the senders' heartbeat
+//!   counters to move, which proves they looked after some event. Tests
+//!   wait for events with these, never sleep and then assert.
 //!
 //! Dev-only: a `[dev-dependency]` of other crates, never a dependency.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use postino_db::local_cluster::LocalCluster;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::OnceCell;
+use uuid::Uuid;
 
 /// The port of the private cluster, when one is needed.
 const PRIVATE_CLUSTER_PORT: u16 = 54329;
@@ -207,4 +214,116 @@ impl Drop for TestDb {
         });
         let _ = cleanup.join();
     }
+}
+
+/// How often the waits look.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Waits until `done` says so, looking every 20 ms, for at most `within`.
+///
+/// # Panics
+///
+/// When `within` passes first, naming `what` was awaited.
+pub async fn wait_until(what: &str, within: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if done().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until campaign `campaign` (its public id) has no delivery queued
+/// or in flight, for at most `within`. Test sends do not count: they are
+/// not the campaign's queue.
+///
+/// # Panics
+///
+/// When `within` passes first, or the database cannot be read.
+pub async fn drain(pool: &PgPool, campaign: Uuid, within: Duration) {
+    wait_until(
+        &format!("campaign {campaign} to have nothing queued or sending"),
+        within,
+        async || {
+            let left: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM deliveries d JOIN campaigns c ON c.id = d.campaign_id
+                 WHERE c.uuid = $1 AND d.kind = 'campaign' AND d.status IN ('queued', 'sending')",
+            )
+            .bind(campaign)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|e| panic!("cannot count the campaign's deliveries: {e}"));
+            left == 0
+        },
+    )
+    .await;
+}
+
+/// A heartbeat counter (see the `heartbeats` table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// Looks at the work: scheduler ticks, sender claims from the queue.
+    Passes,
+    /// Deliveries a sender claimed.
+    Claimed,
+    /// A sender's rereads of the relays, the policy and the DKIM keys.
+    Reloads,
+}
+
+impl Counter {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Passes => "passes",
+            Self::Claimed => "claimed",
+            Self::Reloads => "reloads",
+        }
+    }
+}
+
+async fn counters(pool: &PgPool, role: &str, counter: Counter) -> HashMap<Uuid, i64> {
+    // The column is one of three fixed names.
+    let sql = format!(
+        "SELECT process, {} FROM heartbeats WHERE role = $1",
+        counter.column()
+    );
+    sqlx::query_as::<_, (Uuid, i64)>(sqlx::AssertSqlSafe(sql))
+        .bind(role)
+        .fetch_all(pool)
+        .await
+        .unwrap_or_else(|e| panic!("cannot read the heartbeats: {e}"))
+        .into_iter()
+        .collect()
+}
+
+/// Waits until every process of `role` (`"scheduler"` or `"sender"`) that
+/// has a heartbeat now has moved `counter` on by `by` (or, if none has one
+/// yet, until one has reached `by`), for at most `within`.
+///
+/// Moving on by two passes proves a whole pass ran after the call: the
+/// first may have been under way already.
+///
+/// # Panics
+///
+/// When `within` passes first, or the database cannot be read.
+pub async fn advance(pool: &PgPool, role: &str, counter: Counter, by: i64, within: Duration) {
+    let start = counters(pool, role, counter).await;
+    wait_until(
+        &format!("every {role} to move {} on by {by}", counter.column()),
+        within,
+        async || {
+            let now = counters(pool, role, counter).await;
+            if start.is_empty() {
+                return now.values().any(|n| *n >= by);
+            }
+            start
+                .iter()
+                .all(|(process, was)| now.get(process).is_none_or(|n| *n >= was + by))
+        },
+    )
+    .await;
 }

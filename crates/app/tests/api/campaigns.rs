@@ -639,7 +639,8 @@ async fn a_test_send_reaches_a_real_smtp_server_and_reports_each_reply() {
     // Arrange
     let sink = Sink::start(SinkConfig::default()).await.unwrap();
     let port = sink.addr().port();
-    let app = spawn_app_with(|s| s.smtp.port = port).await;
+    // The sender sends test mail; the web role only queues it.
+    let app = spawn_app_as(postino_app::Role::All, |s| s.smtp.port = port).await;
     let list = app.create_list("News", "single").await;
     app.create_subscriber(json!({"email": "ada@x.io", "name": "Ada", "lists": [list]}))
         .await;
@@ -675,9 +676,10 @@ async fn a_test_send_reaches_a_real_smtp_server_and_reports_each_reply() {
     .await
     .expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "emails");
     assert_eq!(
-        app.count("SELECT count(*) FROM deliveries").await,
+        app.count("SELECT count(*) FROM deliveries WHERE kind = 'campaign'")
+            .await,
         0,
-        "test sends are not deliveries"
+        "test sends are not the campaign's deliveries"
     );
 }
 
@@ -889,7 +891,16 @@ async fn starting_a_campaign_wakes_the_scheduler_without_waiting_for_its_tick() 
     // Arrange: a scheduler that ticks once at start-up and then only hourly.
     let app = spawn_app_as(postino_app::Role::All, |s| s.scheduler.tick_ms = 3_600_000).await;
     let (id, expected) = audience(&app).await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    postino_testkit::wait_until(
+        "the scheduler's start-up tick",
+        std::time::Duration::from_secs(10),
+        async || {
+            app.count("SELECT coalesce(max(passes), 0) FROM heartbeats WHERE role = 'scheduler'")
+                .await
+                >= 1
+        },
+    )
+    .await;
 
     // Act
     set_status(&app, &id, json!({"status": "running"}))

@@ -21,6 +21,7 @@ mod lost_leases;
 mod ops;
 mod policy;
 mod sending;
+mod sending_priority;
 mod service;
 mod smtp_servers;
 mod startup;

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use postino_sink::{Sink, SinkConfig, Throttle};
+use postino_testkit::{Counter, advance};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -28,7 +29,7 @@ async fn relay_id(app: &TestApp, name: &str) -> String {
 }
 
 /// Adds a relay pointing at `sink` with extra fields from `policy`.
-async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> String {
+pub(crate) async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> String {
     let mut body = json!({"name": name, "host": "127.0.0.1", "port": sink.addr().port(), "max_connections": 2});
     for (k, v) in policy.as_object().unwrap() {
         body[k] = v.clone();
@@ -43,7 +44,7 @@ async fn add_relay(app: &TestApp, name: &str, sink: &Sink, policy: Value) -> Str
 }
 
 /// Replaces the seeded "default" relay's settings.
-async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
+pub(crate) async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
     let id = relay_id(app, "default").await;
     let mut body = json!({"name": "default", "host": "127.0.0.1", "port": sink.addr().port()});
     for (k, v) in policy.as_object().unwrap() {
@@ -55,7 +56,7 @@ async fn reconfigure_default(app: &TestApp, sink: &Sink, policy: Value) {
 }
 
 /// Most messages the sink accepted within any `window`.
-fn busiest(times: &[SystemTime], window: Duration) -> usize {
+pub(crate) fn busiest(times: &[SystemTime], window: Duration) -> usize {
     let mut times = times.to_vec();
     times.sort();
     let mut best = 0;
@@ -308,8 +309,16 @@ async fn traffic_follows_weights_and_moves_off_a_relay_that_stops() {
     let app = sending_app(&heavy, |_| {}).await;
     reconfigure_default(&app, &heavy, json!({"weight": 3, "max_connections": 2})).await;
     add_relay(&app, "light", &light, json!({"weight": 1})).await;
-    // Both relays are in use before the campaign starts.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Both relays are in use before the campaign starts: the sender has
+    // reread the relays since the second was added.
+    advance(
+        &app.pool,
+        "sender",
+        Counter::Reloads,
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
     let list = audience(&app, 400, &[]).await;
     let id = campaign(&app, &[&list]).await;
     set_status(&app, &id, "running").await;
@@ -491,7 +500,17 @@ async fn a_burst_of_failures_pauses_the_campaign_and_says_why() {
         reason.contains("550"),
         "the reason quotes the reply: {reason}"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Whatever was in the senders' hands at the pause is settled, and the
+    // sender has looked at the queue since.
+    wait_for(&app, &id, "claims settled", |s| s["sending"] == 0).await;
+    advance(
+        &app.pool,
+        "sender",
+        Counter::Passes,
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
     let attempted = app
         .count("SELECT count(*) FROM deliveries WHERE status = 'failed'")
         .await;

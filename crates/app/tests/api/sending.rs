@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use postino_sink::{Sink, SinkConfig};
+use postino_testkit::{Counter, advance, drain, wait_until};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -375,9 +376,17 @@ async fn a_relay_outage_delays_delivery_but_loses_nothing() {
     set_status(&app, &id, "running").await;
     wait_for(&app, &id, "queued", |s| s["queued"].as_i64() == Some(60)).await;
     // The sender keeps trying (its breaker takes the relay out and tries it
-    // again); an unreachable relay is nobody's fault but its own, so no
-    // attempt is counted against the deliveries and none fails.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // again): every delivery claimed three times over, on average, is three
+    // rounds of trying; an unreachable relay is nobody's fault but its own,
+    // so no attempt is counted against the deliveries and none fails.
+    advance(
+        &app.pool,
+        "sender",
+        Counter::Claimed,
+        3 * 60,
+        Duration::from_secs(30),
+    )
+    .await;
     assert_eq!(
         app.count("SELECT count(*) FROM deliveries WHERE status IN ('queued', 'sending')")
             .await,
@@ -429,9 +438,18 @@ async fn running_slowly(n: i64) -> (Sink, TestApp, String) {
 async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
     let (sink, app, id) = running_slowly(300).await;
     set_status(&app, &id, "paused").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Once nothing is in a sender's hands, and the sender has looked at
+    // the queue twice since, it has seen the pause and sends no more.
+    wait_for(&app, &id, "claims returned", |s| s["sending"] == 0).await;
     let after_pause = sink.counts().accepted;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    advance(
+        &app.pool,
+        "sender",
+        Counter::Passes,
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
 
     assert_eq!(
         sink.counts().accepted,
@@ -455,12 +473,17 @@ async fn pause_stops_sending_within_a_second_and_resume_finishes_the_rest() {
 async fn cancel_stops_sending_and_skips_the_rest() {
     let (sink, app, id) = running_slowly(300).await;
     set_status(&app, &id, "cancelled").await;
-    let settled = wait_for(&app, &id, "claims settled", |s| {
-        s["sending"] == 0 && s["queued"] == 0
-    })
-    .await;
+    drain(&app.pool, id.parse().unwrap(), Duration::from_secs(30)).await;
+    let settled = stats(&app, &id).await;
     let after_cancel = sink.counts().accepted;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    advance(
+        &app.pool,
+        "sender",
+        Counter::Passes,
+        2,
+        Duration::from_secs(10),
+    )
+    .await;
 
     assert_eq!(
         sink.counts().accepted,
@@ -773,7 +796,12 @@ async fn claims_of_a_dead_sender_return_to_the_queue_or_are_skipped_if_cancelled
     );
     drop(conn);
     set_status(&app, &cancelled, "cancelled").await;
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    wait_until("the leases to lapse", Duration::from_secs(10), async || {
+        app.count("SELECT count(*) FROM deliveries WHERE lease_until >= now()")
+            .await
+            == 0
+    })
+    .await;
     let report = postino_scheduler::tick(&app.pool, &settings).await.unwrap();
 
     assert_eq!(report.requeued, 10);

@@ -5,7 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, FixedOffset, Utc};
-use postino_domain::{BodyFormat, CampaignStatus, CustomHeader, EmailAddress, Tags};
+use postino_domain::{
+    BodyFormat, CampaignStatus, CustomHeader, DeliveryStatus, EmailAddress, Tags,
+};
 use postino_service::campaigns::{self as service, CampaignDraft, Described, Preview, Progress};
 use postino_service::test_sends;
 use serde::{Deserialize, Serialize};
@@ -239,8 +241,12 @@ pub(crate) struct TestSendResult {
     pub(crate) accepted: bool,
     /// SMTP reply code, when the server answered.
     pub(crate) code: Option<u16>,
-    /// SMTP reply text, or the connection error.
+    /// SMTP reply text, the connection error, or why it is not sent yet.
     pub(crate) reply: String,
+    /// `sent` or `failed` once the sender tried it; `queued` or `sending`
+    /// if it had not answered in time, in which case it goes out when a
+    /// sender takes it.
+    pub(crate) status: DeliveryStatus,
 }
 
 /// Results of a test send.
@@ -428,9 +434,10 @@ async fn preview(
     Ok(Json(preview.into()))
 }
 
-/// Send the real message to a few addresses through the configured SMTP
-/// server now, and report each server reply. Merge fields use the subscriber
-/// with that address if there is one, else a sample subscriber.
+/// Send the real message to a few addresses now, ahead of any campaign
+/// traffic but through the campaign's relay group and its limits, and report
+/// each server reply (waiting up to 15 s for them). Merge fields use the
+/// subscriber with that address if there is one, else a sample subscriber.
 #[utoipa::path(post, path = "/campaigns/{id}/test", tag = "campaigns", params(("id" = Uuid, Path)),
     request_body = TestSendRequest,
     responses((status = 200, description = "OK", body = TestSendResponse),
@@ -451,6 +458,7 @@ async fn test_send(
                 accepted: r.accepted,
                 code: r.code,
                 reply: r.reply,
+                status: r.status,
             })
             .collect(),
         dkim: report.dkim.into(),
